@@ -223,12 +223,27 @@ def read_submission(path: Path, result: Result, exercise_option: str | None) -> 
     return nb
 
 
-def _judge(question, raw: str | None, cases) -> QuestionResult:
+def _cell_message(index: int, run, timeout: float) -> str:
+    """One line of the feedback's 运行记录 about a cell that did not run cleanly."""
+    if run.status == "error":
+        return f"单元格 {index} 报错：{run.error}"
+    if run.status == "timeout" and not run.killed:
+        return f"单元格 {index} 运行超过 {timeout:g} 秒，已中断；后面的单元格照常运行。"
+    if run.status == "timeout":
+        return f"单元格 {index} 运行超过 {timeout:g} 秒且不响应中断，已强制结束内核；重启后重放了之前成功的单元格。"
+    return f"单元格 {index} 让内核退出或崩溃（例如 os._exit、段错误）；重启后重放了之前成功的单元格。"
+
+
+def _judge(question, raw: str | None, cases, run=None) -> QuestionResult:
     def res(status, message):
         return QuestionResult(question.id, question.points, question.points if status == PASSED else 0, status, message)
 
     if raw is None:
-        return res(FAILED, "没有得到函数的返回结果（代码超时、崩溃或输出被截断）。")
+        if run is not None and run.status == "timeout":
+            return res(FAILED, "调用你的函数时超时（死循环，或计算太慢）。")
+        if run is not None and run.status == "died":
+            return res(FAILED, "调用你的函数时内核崩溃或退出了。")
+        return res(FAILED, "没有得到函数的返回结果（输出被截断，或评分代码被干扰）。")
     try:
         answers = validate_plain_outer(json.loads(raw), len(cases))
     except (ValueError, NotPlainData) as exc:
@@ -238,6 +253,8 @@ def _judge(question, raw: str | None, cases) -> QuestionResult:
             return res(TODO, f"没有找到函数 {question.target}（名字写错了，或定义它的单元格出错）。")
         if answer.get("todo"):
             return res(TODO, "函数还没有实现。")
+        if "error" in answer and answer["error"].startswith("NotPlainData"):
+            return res(FAILED, "返回值必须是数、数组（NumPy 或 torch）或它们组成的元组，不能是其他对象。")
         if "error" in answer:
             return res(FAILED, f"函数运行时出错：{str(answer['error'])[:200]}")
         try:
@@ -304,7 +321,7 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
                 continue
             label = {"error": "cell-error", "timeout": "cell-timeout", "died": "kernel-died"}[run.status]
             result.add_status(label)
-            result.cell_log.append(f"单元格 {index}：{STATUS_TEXT[label]} {run.error}".strip())
+            result.cell_log.append(_cell_message(index, run, timeout))
             if run.killed or not sandbox.alive():
                 if restarts >= MAX_RESTARTS:
                     result.add_status("time-budget")
@@ -340,7 +357,7 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
                 sandbox.restart()
                 for replay in good:
                     sandbox.run(replay, timeout)
-            result.questions.append(_judge(question, _extract(run.stdout, nonce), cases))
+            result.questions.append(_judge(question, _extract(run.stdout, nonce), cases, run))
     except Exception as exc:  # a bug in the grader must not stop the batch
         result.add_status("grader-error")
         result.cell_log.append(f"{type(exc).__name__}: {exc}"[:500])
