@@ -160,3 +160,13 @@ def test_compare_checks_shape_and_tuple_length():
     assert compare(q, [[0.0] * 3, [0.0] * 3], want) is None
     assert "形状" in compare(q, [[0.0] * 2, [0.0] * 3], want)
     assert "元组" in compare(q, [[0.0] * 3], want)
+
+
+def test_instructor_guide_table_matches_the_question_bank():
+    text = (ROOT / "book" / "instructor_guide.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(ex\d\d)` \| [^|]+ \| (\d+) \| (\d+) \| ([\d, ]+) \|$", text, re.M)
+    assert [r[0] for r in rows] == sorted(EXERCISES)
+    for ex, n, points, ids in rows:
+        qs = EXERCISES[ex]
+        assert int(n) == len(qs) and int(points) == sum(q.points for q in qs)
+        assert [int(i) for i in ids.split(",")] == list(dict.fromkeys(p for q in qs for p in q.problem_ids))

@@ -24,7 +24,7 @@ def evaluate(question, func, rng) -> tuple[str, str]:
         try:
             got = func(*args)
         except NotImplementedError:
-            return TODO, "函数还没有实现（删掉 raise NotImplementedError，写上你的代码）。"
+            return TODO, "函数还没有实现。"
         except Exception as exc:  # the student's code raised: report its type, not a traceback
             return FAILED, f"函数运行时出错：{type(exc).__name__}: {str(exc)[:200]}"
         if got is None or got is Ellipsis:
