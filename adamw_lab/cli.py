@@ -74,14 +74,18 @@ def _grade(parser, args) -> int:
     from adamw_lab.grading.bank import EXERCISES
     from adamw_lab.grading.grader import grade_many
 
-    missing = [str(p) for p in args.submissions if not p.is_file()]
+    missing = [str(p) for p in args.submissions if not p.exists()]
     if missing:
         parser.error("no such file: " + ", ".join(missing))
+    folders = [str(p) for p in args.submissions if not p.is_file()]
+    if folders:
+        parser.error("not a file (give the notebooks, e.g. DIR/*.ipynb): " + ", ".join(folders))
     if args.exercise and args.exercise not in EXERCISES:
         parser.error(f"unknown exercise {args.exercise!r}; known: {', '.join(sorted(EXERCISES))}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
-    results = grade_many([p.resolve() for p in args.submissions], args.out, jobs=args.jobs,
+    paths = list(dict.fromkeys(p.resolve() for p in args.submissions))  # each file once
+    results = grade_many(paths, args.out, jobs=args.jobs,
                          timeout=args.timeout, memory_mb=args.memory, exercise=args.exercise,
                          seed=args.seed, progress=not args.no_progress)
     full = sum(r["total"] == r["max_total"] and r["max_total"] > 0 for r in results)

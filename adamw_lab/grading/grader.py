@@ -80,9 +80,13 @@ def __adamw_lab_probe():
         mod = sys.modules.get(mod_name)
         if mod is None:
             continue
+        own_file = getattr(mod, "__file__", "") or ""
         for name, obj in vars(mod).items():
-            code = getattr(obj, "__code__", None)
-            if code is not None and isinstance(obj, types.FunctionType) and not code.co_filename.endswith(mod_name.split(".")[-1] + ".py") and obj.__module__ == mod_name:
+            if not isinstance(obj, types.FunctionType):
+                continue
+            where = obj.__code__.co_filename
+            from_notebook = obj.__module__ == "__main__" or where.startswith("<") or "ipykernel" in where
+            if from_notebook or (obj.__module__ == mod_name and where != own_file):
                 bad.append(mod_name + "." + name)
     print(%(nonce)r + json.dumps(bad) + %(nonce)r)
 __adamw_lab_probe()
@@ -231,6 +235,8 @@ def _cell_message(index: int, run, timeout: float) -> str:
         return f"单元格 {index} 运行超过 {timeout:g} 秒，已中断；后面的单元格照常运行。"
     if run.status == "timeout":
         return f"单元格 {index} 运行超过 {timeout:g} 秒且不响应中断，已强制结束内核；重启后重放了之前成功的单元格。"
+    if run.error:
+        return f"单元格 {index} 破坏了内核的通信（例如替换了 json.dumps）；重启内核后重放了之前成功的单元格，这个单元格不再运行。"
     return f"单元格 {index} 让内核退出或崩溃（例如 os._exit、段错误）；重启后重放了之前成功的单元格。"
 
 
@@ -304,7 +310,7 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
         if _scan_sources(answer_sources):
             result.add_status("uses-reference")
 
-        sandbox = Sandbox(workdir, memory_mb=memory_mb)
+        sandbox = Sandbox(workdir, memory_mb=memory_mb, keep_bytes=1_000_000)
         sandbox.start()
         good: list[str] = []          # cells that ran: replayed after a restart
         restarts = 0
@@ -337,8 +343,10 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
         raw = _extract(probe.stdout, nonce)
         try:
             tampered = json.loads(raw) if raw else []
+            if type(tampered) is not list or not all(type(t) is str for t in tampered):
+                tampered = ["（探测结果被伪造）"]
         except ValueError:
-            tampered = ["probe"]
+            tampered = ["（探测结果被伪造）"]
         if tampered or raw is None:
             result.add_status("tampered")
             result.cell_log.append("被修改的对象：" + ", ".join(map(str, tampered or ["（探测失败）"]))[:500])

@@ -151,6 +151,11 @@ class Sandbox:
                     self.kill()
                     break
                 continue
+            except Exception:  # a message the protocol cannot parse: the code broke the kernel itself
+                result.status, result.killed = "died", True
+                result.error = "malformed message from the kernel"
+                self.kill()
+                break
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]

@@ -33,6 +33,8 @@ EXPECTED = {
     "stderr_warnings.ipynb": (8, {"ok"}),
     "monkeypatch_checks.ipynb": (0, {"tampered"}),     # student stubs + patched checks/allclose/builtins
     "monkeypatch_with_partial.ipynb": (3, {"tampered"}),  # q1 + q2 honest, rest stubs, checks patched
+    "patched_serializer.ipynb": (3, {"kernel-died"}),  # q1+q2 honest; to_plain/json.dumps replaced to forge replies
+    "weird_structure.ipynb": (0, {"ok"}),              # valid JSON, cells of the wrong types
     "equals_everything.ipynb": (0, {"ok"}),
     "hardcoded.ipynb": (0, {"ok"}),
     "forged_outputs.ipynb": (0, {"ok"}),               # stub code, stored outputs say 通过
@@ -117,6 +119,19 @@ check = checks.check'''
     for qid in ("ex00.q1", "ex00.q2"):
         nb.cells[_answer_index(nb, qid)] = copy.deepcopy(sol.cells[_answer_index(sol, qid)])
     _write(_insert_after(nb, "ex00.q2", patch), "monkeypatch_with_partial.ipynb")
+
+    serializer = """import json
+import adamw_lab.grading.core as core
+core.to_plain = lambda x: "通过"
+json.dumps = lambda *a, **k: '[{"value": "通过"}, {"value": "通过"}, {"value": "通过"}]'"""
+    nb = copy.deepcopy(stu)
+    for qid in ("ex00.q1", "ex00.q2"):
+        nb.cells[_answer_index(nb, qid)] = copy.deepcopy(sol.cells[_answer_index(sol, qid)])
+    _write(_insert_after(nb, "ex00.q4", serializer), "patched_serializer.ipynb")
+    (HERE / "weird_structure.ipynb").write_text(json.dumps({
+        "cells": [42, "text", {"cell_type": "code", "source": 12345, "metadata": []},
+                  {"cell_type": "code", "source": ["def update_", "moments(*a):\n", "    return None"]}],
+        "metadata": {"adamw_lab": {"exercise": "ex00"}}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
 
     everything = '''class Anything:
     """Claims to be equal to, and close to, everything."""
