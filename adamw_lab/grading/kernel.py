@@ -2,22 +2,37 @@
 
 ``python -m adamw_lab.grading.kernel -f CONNECTION_FILE`` is the ``argv`` of the
 grader's kernel spec.  The limits apply to the kernel and everything it starts.
+On a system where a limit is not supported (macOS has no address-space limit)
+it is skipped: the per-cell timeout still applies.
 """
 from __future__ import annotations
 
 import os
-import resource
 import sys
 
 
+def set_limits(memory_mb: int) -> None:
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    limits = [
+        ("RLIMIT_AS", memory_mb * 2**20),     # address space: a runaway allocation raises MemoryError
+        ("RLIMIT_FSIZE", 64 * 2**20),         # no file larger than 64 MiB
+        ("RLIMIT_CORE", 0),                   # no core dumps
+    ]
+    for name, value in limits:
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main() -> None:
-    memory = int(os.environ.get("ADAMW_LAB_MEMORY_MB", "3072")) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))          # address space
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))  # no huge files
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    set_limits(int(os.environ.get("ADAMW_LAB_MEMORY_MB", "3072")))
     try:
         os.setsid()  # own process group, so the grader can kill all of it
-    except OSError:
+    except (AttributeError, OSError):
         pass  # already a session leader
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[1:]])
 
