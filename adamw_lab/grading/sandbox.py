@@ -75,7 +75,18 @@ class Sandbox:
         self.kc = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self, startup_timeout: float = 60.0) -> None:
+    def start(self, startup_timeout: float = 60.0, attempts: int = 2) -> None:
+        """Start the kernel; one retry covers a rare port clash when many kernels start at once."""
+        for attempt in range(attempts):
+            try:
+                self._start(startup_timeout)
+                return
+            except Exception:
+                self.kill()
+                if attempt == attempts - 1:
+                    raise
+
+    def _start(self, startup_timeout: float) -> None:
         self.km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.specs)
         self.km.connection_file = str(self.workdir / ".kernel-connection.json")
         log = open(self.workdir / ".kernel.log", "ab")  # the kernel's own stderr, not the grader's
