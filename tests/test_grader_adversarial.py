@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,11 @@ def rows(tmp_path_factory):
     big = tmp_path_factory.mktemp("big") / "too_large.ipynb"
     big.write_bytes(b"{" + b" " * (21 * 2**20) + b"}")
     paths = [HERE / name for name in EXPECTED] + [big]
-    grade_many(paths, out, jobs=2, timeout=5, progress=False)
+    os.environ["ADAMW_LAB_TEST_SECRET"] = "must not reach student code"
+    try:
+        grade_many(paths, out, jobs=2, timeout=5, progress=False)
+    finally:
+        del os.environ["ADAMW_LAB_TEST_SECRET"]
     return read_csv(out / "grades.csv"), out
 
 

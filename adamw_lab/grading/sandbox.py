@@ -41,8 +41,13 @@ class Execution:
     notes: list[str] = field(default_factory=list)
 
 
+# Only these variables of the grader's environment reach student code (no tokens or keys).
+PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX",
+              "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "SYSTEMROOT")
+
+
 def kernel_environment(memory_mb: int) -> dict:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
     env.update({
         "ADAMW_LAB_MEMORY_MB": str(memory_mb),
         "ADAMW_LAB_GRADING": "1",

@@ -31,6 +31,7 @@ EXPECTED = {
     "function_exits.ipynb": (7, {"ok"}),               # bias_correct kills the kernel when called
     "huge_output.ipynb": (8, {"output-truncated"}),
     "stderr_warnings.ipynb": (8, {"ok"}),
+    "reads_environment.ipynb": (8, {"ok"}),            # a cell fails if the grader's secrets reach the kernel
     "monkeypatch_checks.ipynb": (0, {"tampered"}),     # student stubs + patched checks/allclose/builtins
     "monkeypatch_with_partial.ipynb": (3, {"tampered"}),  # q1 + q2 honest, rest stubs, checks patched
     "patched_serializer.ipynb": (3, {"kernel-died"}),  # q1+q2 honest; to_plain/json.dumps replaced to forge replies
@@ -104,6 +105,10 @@ def main() -> None:
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
                          "import sys, warnings\nwarnings.warn('a harmless warning')\n"
                          "print('Warning: something on stderr', file=sys.stderr)"), "stderr_warnings.ipynb")
+
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
+                         "import os\nassert 'ADAMW_LAB_TEST_SECRET' not in os.environ, 'the grader leaked its environment'"),
+           "reads_environment.ipynb")
 
     patch = '''import builtins, numpy, torch
 import adamw_lab.grading.checks as checks
