@@ -54,7 +54,7 @@ STATUS_TEXT = {
     "cell-timeout": "有单元格超时被中断；只有依赖它的题目受影响。",
     "kernel-died": "有单元格让内核崩溃（例如内存超限或退出进程）；内核已重启，其余单元格照常运行。",
     "output-truncated": "输出过多，只保留了开头部分。",
-    "time-budget": "整份 notebook 运行时间超出上限，其余单元格未运行。",
+    "time-budget": "整份 notebook 运行时间超出上限，或内核崩溃重启的次数太多，其余单元格未运行。",
     "tampered": "代码修改了内置函数、torch/numpy 或检查函数；评分不依赖它们，所以得分不受影响，但请老师留意。",
     "uses-reference": "答案单元格引用了 adamw_lab.reference 或 adamw_lab.grading（参考实现）；得分照常，请老师核查。",
     "grader-error": "评分程序自身出错（不是学生的问题）；请把反馈文件交给课程维护者。",
@@ -313,6 +313,15 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
         sandbox = Sandbox(workdir, memory_mb=memory_mb, keep_bytes=1_000_000)
         sandbox.start()
         good: list[str] = []          # cells that ran: replayed after a restart
+
+        def ensure_alive():
+            """After a kill or a crash: a fresh kernel with the cells that worked replayed."""
+            if not sandbox.alive():
+                sandbox.restart()
+                for replay in good:
+                    if sandbox.run(replay, timeout).status != "ok":
+                        break
+
         restarts = 0
         budget = started + max(20 * timeout, 300.0)
         for index, source, _ in cells:
@@ -333,11 +342,9 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
                     result.add_status("time-budget")
                     break
                 restarts += 1
-                sandbox.restart()
-                for replay in good:
-                    if sandbox.run(replay, timeout).status != "ok":
-                        break
+                ensure_alive()
 
+        ensure_alive()
         nonce = "@@" + secrets.token_hex(16) + "@@"
         probe = sandbox.run(TAMPER_PROBE % {"nonce": nonce}, timeout)
         raw = _extract(probe.stdout, nonce)
@@ -356,15 +363,8 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
             cases = question.draw_cases(rng)
             payload = json.dumps([[encode_argument(a) for a in case] for case in cases])
             nonce = "@@" + secrets.token_hex(16) + "@@"
-            if not sandbox.alive():
-                sandbox.restart()
-                for replay in good:
-                    sandbox.run(replay, timeout)
+            ensure_alive()
             run = sandbox.run(EVAL_HARNESS % {"target": question.target, "cases": payload, "nonce": nonce}, timeout)
-            if run.killed:
-                sandbox.restart()
-                for replay in good:
-                    sandbox.run(replay, timeout)
             result.questions.append(_judge(question, _extract(run.stdout, nonce), cases, run))
     except Exception as exc:  # a bug in the grader must not stop the batch
         result.add_status("grader-error")

@@ -25,6 +25,7 @@ EXPECTED = {
     "hang_ignoring_interrupt.ipynb": (8, {"cell-timeout"}),
     "kernel_exit.ipynb": (8, {"kernel-died"}),
     "kernel_segfault.ipynb": (8, {"kernel-died"}),
+    "many_crashes.ipynb": (2, {"kernel-died", "time-budget"}),  # 4 crashing cells after q1: gives up after 3 restarts
     "memory_hog.ipynb": (8, {"cell-error"}),
     "cell_raises.ipynb": (7, {"cell-error"}),          # q2's cell raises before defining bias_correct
     "function_hangs.ipynb": (7, {"ok"}),               # bias_correct loops forever when called
@@ -90,6 +91,10 @@ def main() -> None:
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "import os\nos._exit(3)"), "kernel_exit.ipynb")
     _write(_insert_after(copy.deepcopy(sol), "ex00.q3", "import ctypes\nctypes.string_at(0)"), "kernel_segfault.ipynb")
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "hog = bytearray(64 * 2**30)"), "memory_hog.ipynb")
+    nb = copy.deepcopy(sol)
+    for _ in range(4):
+        _insert_after(nb, "ex00.q1", "import os\nos._exit(1)")
+    _write(nb, "many_crashes.ipynb")
 
     nb = copy.deepcopy(sol)
     i = _answer_index(nb, "ex00.q2")
