@@ -6,9 +6,8 @@ and none may stop the others from being graded.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ import pytest
 from adamw_lab.grading.grader import grade_many
 
 HERE = Path(__file__).resolve().parent / "adversarial"
-EXPECTED = json.loads((HERE / "EXPECTED.json").read_text(encoding="utf-8"))
+sys.path.insert(0, str(HERE))
+from make_adversarial import EXPECTED  # noqa: E402
 
 
 def read_csv(path: Path) -> dict[str, dict]:
@@ -62,12 +62,12 @@ def test_no_stray_kernel_or_temp_files(rows):
 
 
 def test_wrong_exercise_and_missing_metadata_with_exercise_option(tmp_path):
-    paths = [HERE / "ex01_submitted_for_ex00.ipynb", HERE / "no_metadata.ipynb"]
+    paths = [HERE / "ex01_submitted_for_ex00.json", HERE / "no_metadata.json"]
     grade_many(paths, tmp_path, jobs=2, timeout=30, exercise="ex00", progress=False)
     table = read_csv(tmp_path / "grades.csv")
-    wrong = table["ex01_submitted_for_ex00.ipynb"]
+    wrong = table["ex01_submitted_for_ex00.json"]
     assert wrong["status"] == "wrong-exercise" and wrong["total"] == "0" and wrong["max_total"] == "8"
-    lost = table["no_metadata.ipynb"]
+    lost = table["no_metadata.json"]
     assert lost["status"] == "no-exercise-metadata" and lost["total"] == "8"
-    text = (tmp_path / "feedback" / "no_metadata.ipynb.md").read_text(encoding="utf-8")
+    text = (tmp_path / "feedback" / "no_metadata.json.md").read_text(encoding="utf-8")
     assert "metadata.adamw_lab.exercise" in text

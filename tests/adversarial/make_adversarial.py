@@ -3,8 +3,12 @@
     python tests/adversarial/make_adversarial.py
 
 Each file is one way a submission can go wrong; ``EXPECTED`` (used by
-tests/test_grader.py) says what the grader must do with it: the score it
-must give (out of 8) and the statuses it must report.
+tests/test_grader_adversarial.py) says what the grader must do with it: the
+score it must give (out of 8) and the statuses it must report.
+
+The notebooks are saved as ``.json`` rather than ``.ipynb`` (the grader reads
+any file name): they are broken on purpose, and must not be collected by
+``pytest --nbval`` or linted as book notebooks.
 """
 from __future__ import annotations
 
@@ -21,36 +25,36 @@ STUDENT = ROOT / "exercises" / "ex00_adamw_step.ipynb"
 
 # file name -> (score out of 8, statuses that must appear)
 EXPECTED = {
-    "hang_in_cell.ipynb": (8, {"cell-timeout"}),
-    "hang_ignoring_interrupt.ipynb": (8, {"cell-timeout"}),
-    "kernel_exit.ipynb": (8, {"kernel-died"}),
-    "kernel_segfault.ipynb": (8, {"kernel-died"}),
-    "many_crashes.ipynb": (2, {"kernel-died", "time-budget"}),  # 4 crashing cells after q1: gives up after 3 restarts
-    "memory_hog.ipynb": (8, {"cell-error"}),
-    "cell_raises.ipynb": (7, {"cell-error"}),          # q2's cell raises before defining bias_correct
-    "function_hangs.ipynb": (7, {"ok"}),               # bias_correct loops forever when called
-    "function_exits.ipynb": (7, {"ok"}),               # bias_correct kills the kernel when called
-    "huge_output.ipynb": (8, {"output-truncated"}),
-    "stderr_warnings.ipynb": (8, {"ok"}),
-    "reads_environment.ipynb": (8, {"ok"}),            # a cell fails if the grader's secrets reach the kernel
-    "monkeypatch_checks.ipynb": (0, {"tampered"}),     # student stubs + patched checks/allclose/builtins
-    "monkeypatch_with_partial.ipynb": (3, {"tampered"}),  # q1 + q2 honest, rest stubs, checks patched
-    "patched_serializer.ipynb": (3, {"kernel-died"}),  # q1+q2 honest; to_plain/json.dumps replaced to forge replies
-    "weird_structure.ipynb": (0, {"ok"}),              # valid JSON, cells of the wrong types
-    "equals_everything.ipynb": (0, {"ok"}),
-    "hardcoded.ipynb": (0, {"ok"}),
-    "forged_outputs.ipynb": (0, {"ok"}),               # stub code, stored outputs say 通过
-    "fake_result_print.ipynb": (0, {"ok"}),            # prints fake grader replies
-    "partial_wrong_sign.ipynb": (3, {"ok"}),           # q3 and q4 wrong
-    "uses_reference.ipynb": (8, {"uses-reference"}),
-    "renamed_copy_of_solution.ipynb": (8, {"ok"}),     # file name says nothing: metadata does
-    "no_metadata.ipynb": (0, {"no-exercise-metadata"}),
-    "unknown_exercise.ipynb": (0, {"unknown-exercise"}),
-    "malformed_json.ipynb": (0, {"not-a-notebook"}),
-    "not_a_notebook.ipynb": (0, {"not-a-notebook"}),
+    "hang_in_cell.json": (8, {"cell-timeout"}),
+    "hang_ignoring_interrupt.json": (8, {"cell-timeout"}),
+    "kernel_exit.json": (8, {"kernel-died"}),
+    "kernel_segfault.json": (8, {"kernel-died"}),
+    "many_crashes.json": (2, {"kernel-died", "time-budget"}),  # 4 crashing cells after q1: gives up after 3 restarts
+    "memory_hog.json": (8, {"cell-error"}),
+    "cell_raises.json": (7, {"cell-error"}),          # q2's cell raises before defining bias_correct
+    "function_hangs.json": (7, {"ok"}),               # bias_correct loops forever when called
+    "function_exits.json": (7, {"ok"}),               # bias_correct kills the kernel when called
+    "huge_output.json": (8, {"output-truncated"}),
+    "stderr_warnings.json": (8, {"ok"}),
+    "reads_environment.json": (8, {"ok"}),            # a cell fails if the grader's secrets reach the kernel
+    "monkeypatch_checks.json": (0, {"tampered"}),     # student stubs + patched checks/allclose/builtins
+    "monkeypatch_with_partial.json": (3, {"tampered"}),  # q1 + q2 honest, rest stubs, checks patched
+    "patched_serializer.json": (3, {"kernel-died"}),  # q1+q2 honest; to_plain/json.dumps replaced to forge replies
+    "weird_structure.json": (0, {"ok"}),              # valid JSON, cells of the wrong types
+    "equals_everything.json": (0, {"ok"}),
+    "hardcoded.json": (0, {"ok"}),
+    "forged_outputs.json": (0, {"ok"}),               # stub code, stored outputs say 通过
+    "fake_result_print.json": (0, {"ok"}),            # prints fake grader replies
+    "partial_wrong_sign.json": (3, {"ok"}),           # q3 and q4 wrong
+    "uses_reference.json": (8, {"uses-reference"}),
+    "renamed_copy_of_solution.json": (8, {"ok"}),     # file name says nothing: metadata does
+    "no_metadata.json": (0, {"no-exercise-metadata"}),
+    "unknown_exercise.json": (0, {"unknown-exercise"}),
+    "malformed_json.json": (0, {"not-a-notebook"}),
+    "not_a_notebook.json": (0, {"not-a-notebook"}),
     "binary_garbage.bin": (0, {"not-a-notebook"}),
-    "empty_file.ipynb": (0, {"not-a-notebook"}),
-    "ex01_submitted_for_ex00.ipynb": (6, set()),       # graded as ex01 (its metadata): 6/6; wrong-exercise with --exercise ex00
+    "empty_file.json": (0, {"not-a-notebook"}),
+    "ex01_submitted_for_ex00.json": (6, set()),       # graded as ex01 (its metadata): 6/6; wrong-exercise with --exercise ex00
 }
 
 
@@ -84,36 +88,36 @@ def main() -> None:
     sol = _read(SOLUTION)
     stu = _read(STUDENT)
 
-    _write(_insert_after(copy.deepcopy(sol), "ex00.q2", "while True:\n    pass"), "hang_in_cell.ipynb")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q2", "while True:\n    pass"), "hang_in_cell.json")
     _write(_insert_after(copy.deepcopy(sol), "ex00.q2",
                          "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"),
-           "hang_ignoring_interrupt.ipynb")
-    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "import os\nos._exit(3)"), "kernel_exit.ipynb")
-    _write(_insert_after(copy.deepcopy(sol), "ex00.q3", "import ctypes\nctypes.string_at(0)"), "kernel_segfault.ipynb")
-    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "hog = bytearray(64 * 2**30)"), "memory_hog.ipynb")
+           "hang_ignoring_interrupt.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "import os\nos._exit(3)"), "kernel_exit.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q3", "import ctypes\nctypes.string_at(0)"), "kernel_segfault.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "hog = bytearray(64 * 2**30)"), "memory_hog.json")
     nb = copy.deepcopy(sol)
     for _ in range(4):
         _insert_after(nb, "ex00.q1", "import os\nos._exit(1)")
-    _write(nb, "many_crashes.ipynb")
+    _write(nb, "many_crashes.json")
 
     nb = copy.deepcopy(sol)
     i = _answer_index(nb, "ex00.q2")
     nb.cells[i].source = "1 / 0\n" + nb.cells[i].source
-    _write(nb, "cell_raises.ipynb")
+    _write(nb, "cell_raises.json")
 
     _write(_set_answer(copy.deepcopy(sol), "ex00.q2",
-                       "def bias_correct(m, v, t, beta1, beta2):\n    while True:\n        pass"), "function_hangs.ipynb")
+                       "def bias_correct(m, v, t, beta1, beta2):\n    while True:\n        pass"), "function_hangs.json")
     _write(_set_answer(copy.deepcopy(sol), "ex00.q2",
-                       "def bias_correct(m, v, t, beta1, beta2):\n    import os\n    os._exit(1)"), "function_exits.ipynb")
+                       "def bias_correct(m, v, t, beta1, beta2):\n    import os\n    os._exit(1)"), "function_exits.json")
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
-                         "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100_000 + '\\n')"), "huge_output.ipynb")
+                         "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100_000 + '\\n')"), "huge_output.json")
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
                          "import sys, warnings\nwarnings.warn('a harmless warning')\n"
-                         "print('Warning: something on stderr', file=sys.stderr)"), "stderr_warnings.ipynb")
+                         "print('Warning: something on stderr', file=sys.stderr)"), "stderr_warnings.json")
 
     _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
                          "import os\nassert 'ADAMW_LAB_TEST_SECRET' not in os.environ, 'the grader leaked its environment'"),
-           "reads_environment.ipynb")
+           "reads_environment.json")
 
     patch = '''import builtins, numpy, torch
 import adamw_lab.grading.checks as checks
@@ -124,11 +128,11 @@ torch.allclose = lambda *a, **k: True
 numpy.allclose = lambda *a, **k: True
 builtins.abs = lambda x: 0
 check = checks.check'''
-    _write(_insert_after(copy.deepcopy(stu), "ex00.q1", patch), "monkeypatch_checks.ipynb")
+    _write(_insert_after(copy.deepcopy(stu), "ex00.q1", patch), "monkeypatch_checks.json")
     nb = copy.deepcopy(stu)
     for qid in ("ex00.q1", "ex00.q2"):
         nb.cells[_answer_index(nb, qid)] = copy.deepcopy(sol.cells[_answer_index(sol, qid)])
-    _write(_insert_after(nb, "ex00.q2", patch), "monkeypatch_with_partial.ipynb")
+    _write(_insert_after(nb, "ex00.q2", patch), "monkeypatch_with_partial.json")
 
     serializer = """import json
 import adamw_lab.grading.core as core
@@ -137,8 +141,8 @@ json.dumps = lambda *a, **k: '[{"value": "通过"}, {"value": "通过"}, {"value
     nb = copy.deepcopy(stu)
     for qid in ("ex00.q1", "ex00.q2"):
         nb.cells[_answer_index(nb, qid)] = copy.deepcopy(sol.cells[_answer_index(sol, qid)])
-    _write(_insert_after(nb, "ex00.q4", serializer), "patched_serializer.ipynb")
-    (HERE / "weird_structure.ipynb").write_text(json.dumps({
+    _write(_insert_after(nb, "ex00.q4", serializer), "patched_serializer.json")
+    (HERE / "weird_structure.json").write_text(json.dumps({
         "cells": [42, "text", {"cell_type": "code", "source": 12345, "metadata": []},
                   {"cell_type": "code", "source": ["def update_", "moments(*a):\n", "    return None"]}],
         "metadata": {"adamw_lab": {"exercise": "ex00"}}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
@@ -158,57 +162,55 @@ def update_moments(g, m, v, beta1, beta2): return Anything()
 def bias_correct(m, v, t, beta1, beta2): return (Anything(), Anything())
 def adamw_step(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay): return Anything()
 def torch_adamw_run(w0, grads, lr, weight_decay): return Anything()'''
-    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", everything), "equals_everything.ipynb")
+    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", everything), "equals_everything.json")
 
     hard = '''import numpy as np
 def update_moments(g, m, v, beta1, beta2): return np.array([0.1, 0.2, 0.3]), np.array([1e-3, 1e-3, 1e-3])
 def bias_correct(m, v, t, beta1, beta2): return (1.0, 1.0)
 def adamw_step(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay): return (np.zeros(5), np.zeros(5), np.zeros(5))
 def torch_adamw_run(w0, grads, lr, weight_decay): return [0.5, -0.25, 0.125]'''
-    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", hard), "hardcoded.ipynb")
+    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", hard), "hardcoded.json")
 
     nb = copy.deepcopy(stu)
     for cell, sol_cell in zip(nb.cells, sol.cells):
         if cell.cell_type == "code" and cell.metadata.get("adamw_lab", {}).get("role") == "check":
             cell.outputs = copy.deepcopy(sol_cell.outputs)
-    _write(nb, "forged_outputs.ipynb")
+    _write(nb, "forged_outputs.json")
 
     fake = '''import json
 for nonce in ("@@", "@@0@@"):
     print(nonce + json.dumps([{"value": [[1.0], [1.0]]}] * 3) + nonce)
 print("ex00.q1（2 分）通过")'''
-    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", fake), "fake_result_print.ipynb")
+    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", fake), "fake_result_print.json")
 
     nb = copy.deepcopy(sol)
     i = _answer_index(nb, "ex00.q3")
     nb.cells[i].source = nb.cells[i].source.replace("- lr * m_hat", "+ lr * m_hat")
     i = _answer_index(nb, "ex00.q4")
     nb.cells[i].source = nb.cells[i].source.replace("weight_decay=weight_decay", "weight_decay=0.0")
-    _write(nb, "partial_wrong_sign.ipynb")
+    _write(nb, "partial_wrong_sign.json")
 
     _write(_set_answer(copy.deepcopy(sol), "ex00.q3",
                        "from adamw_lab import reference\n\n"
                        "def adamw_step(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay):\n"
                        "    return reference.adamw_step(w, g, m, v, t, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)"),
-           "uses_reference.ipynb")
+           "uses_reference.json")
 
-    _write(copy.deepcopy(sol), "renamed_copy_of_solution.ipynb")
+    _write(copy.deepcopy(sol), "renamed_copy_of_solution.json")
     nb = copy.deepcopy(sol)
     del nb.metadata["adamw_lab"]
-    _write(nb, "no_metadata.ipynb")
+    _write(nb, "no_metadata.json")
     nb = copy.deepcopy(sol)
     nb.metadata["adamw_lab"]["exercise"] = "ex99"
-    _write(nb, "unknown_exercise.ipynb")
+    _write(nb, "unknown_exercise.json")
 
     text = SOLUTION.read_text(encoding="utf-8")
-    (HERE / "malformed_json.ipynb").write_text(text[: len(text) // 2], encoding="utf-8")
-    (HERE / "not_a_notebook.ipynb").write_text("def adamw_step():\n    return 42\n", encoding="utf-8")
+    (HERE / "malformed_json.json").write_text(text[: len(text) // 2], encoding="utf-8")
+    (HERE / "not_a_notebook.json").write_text("def adamw_step():\n    return 42\n", encoding="utf-8")
     (HERE / "binary_garbage.bin").write_bytes(bytes(range(256)) * 16)
-    (HERE / "empty_file.ipynb").write_text("", encoding="utf-8")
+    (HERE / "empty_file.json").write_text("", encoding="utf-8")
 
-    _write(_read(ROOT / "exercises" / "solutions" / "ex01_coupling.ipynb"), "ex01_submitted_for_ex00.ipynb")
-    (HERE / "EXPECTED.json").write_text(json.dumps({k: [v[0], sorted(v[1])] for k, v in EXPECTED.items()},
-                                                   indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write(_read(ROOT / "exercises" / "solutions" / "ex01_coupling.ipynb"), "ex01_submitted_for_ex00.json")
 
 
 if __name__ == "__main__":
