@@ -1,0 +1,274 @@
+"""Small shared helpers for the Part II chapters (applications).
+
+Everything here trains *M models at once*: every parameter carries a leading
+model dimension M, so one learning-rate x weight-decay grid times several
+seeds is one batched model.  Pieces:
+
+* :func:`load_digits_split` - scikit-learn's bundled digits (no download).
+* :class:`BatchedMLP`, :class:`BatchedRNN` - tiny models with a leading M.
+* :func:`make_optimizer` - ``"adam"``, ``"adam_l2"`` or ``"adamw"`` with
+  per-model ``lr`` / ``weight_decay`` tensors; uses ``adamw_lab.AdamW`` /
+  ``adamw_lab.AdamL2`` when the package provides them, else a small
+  reference implementation (:class:`BatchedAdam`).
+* :func:`train`, :func:`error_rate`, :func:`pgd_attack`, :func:`quantize`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+METHODS = ("adam", "adam_l2", "adamw")
+LABELS = {"adam": "Adam", "adam_l2": "Adam+L2", "adamw": "AdamW"}
+
+
+# ----------------------------------------------------------------- data
+def load_digits_split(n_train: int = 500, seed: int = 0, classes=None, device="cpu"):
+    """Digits (8x8 images, pixel values scaled to [0, 1]) split into train/test.
+
+    Returns ``(Xtr, ytr, Xte, yte)`` as float32 / int64 tensors.  ``classes``
+    keeps only those digits (labels re-indexed 0..k-1 in the given order).
+    """
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.float32) / 16.0
+    if classes is not None:
+        keep = np.isin(y, classes)
+        X, y = X[keep], y[keep]
+        y = np.searchsorted(np.array(sorted(classes)), y)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(y))
+    tr, te = perm[:n_train], perm[n_train:]
+    t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
+    return t(X[tr], torch.float32), t(y[tr], torch.int64), t(X[te], torch.float32), t(y[te], torch.int64)
+
+
+# ----------------------------------------------------------------- models
+def _init(shape, fan_in, gen):
+    return (torch.randn(shape, generator=gen) / math.sqrt(fan_in)).float()
+
+
+class BatchedMLP(torch.nn.Module):
+    """M independent one-hidden-layer MLPs; ``forward(x)`` -> logits [M, N, C].
+
+    ``x`` is [N, D] (shared by all models) or [M, N, D].  ``seeds`` (length M)
+    gives each model its own initialisation, so models that differ only in
+    hyperparameters can share a seed.
+    """
+
+    def __init__(self, seeds, d_in: int, d_hidden: int, d_out: int):
+        super().__init__()
+        W1, b1, W2, b2 = [], [], [], []
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            W1.append(_init((d_in, d_hidden), d_in, g))
+            b1.append(torch.zeros(1, d_hidden))
+            W2.append(_init((d_hidden, d_out), d_hidden, g))
+            b2.append(torch.zeros(1, d_out))
+        self.W1 = torch.nn.Parameter(torch.stack(W1))
+        self.b1 = torch.nn.Parameter(torch.stack(b1))
+        self.W2 = torch.nn.Parameter(torch.stack(W2))
+        self.b2 = torch.nn.Parameter(torch.stack(b2))
+
+    @property
+    def M(self) -> int:
+        return self.W1.shape[0]
+
+    def forward(self, x):
+        if x.dim() == 2:
+            x = x.expand(self.M, *x.shape)
+        h = torch.relu(torch.bmm(x, self.W1) + self.b1)
+        return torch.bmm(h, self.W2) + self.b2
+
+
+class BatchedRNN(torch.nn.Module):
+    """M Elman RNNs (tanh) reading an image row by row; logits from the last state."""
+
+    def __init__(self, seeds, d_in: int, d_hidden: int, d_out: int):
+        super().__init__()
+        Wx, Wh, b, Wo, bo = [], [], [], [], []
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            Wx.append(_init((d_in, d_hidden), d_in, g))
+            Wh.append(_init((d_hidden, d_hidden), d_hidden, g))
+            b.append(torch.zeros(1, d_hidden))
+            Wo.append(_init((d_hidden, d_out), d_hidden, g))
+            bo.append(torch.zeros(1, d_out))
+        for name, v in zip(("Wx", "Wh", "b", "Wo", "bo"), (Wx, Wh, b, Wo, bo)):
+            setattr(self, name, torch.nn.Parameter(torch.stack(v)))
+
+    @property
+    def M(self) -> int:
+        return self.Wx.shape[0]
+
+    def forward(self, x):
+        """``x``: [N, T, D]; back-propagation through time is plain autograd."""
+        N, T, _ = x.shape
+        h = x.new_zeros(self.M, N, self.Wh.shape[1])
+        for t in range(T):
+            xt = x[:, t].expand(self.M, N, x.shape[2])
+            h = torch.tanh(torch.bmm(xt, self.Wx) + torch.bmm(h, self.Wh) + self.b)
+        return torch.bmm(h, self.Wo) + self.bo
+
+
+# ----------------------------------------------------------------- optimizer
+class BatchedAdam(torch.optim.Optimizer):
+    """Adam with per-model ``lr`` / ``weight_decay`` (1-D tensors of length M).
+
+    ``decoupled=True`` is AdamW (PyTorch convention ``w *= 1 - lr*wd`` before
+    the Adam step); ``decoupled=False`` adds ``wd * w`` to the gradient (L2).
+    Fallback used only when ``adamw_lab.AdamW`` is not available.
+    """
+
+    def __init__(self, params, lr, weight_decay, decoupled: bool, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps))
+        self.decoupled = decoupled
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                lr = torch.as_tensor(group["lr"], dtype=p.dtype, device=p.device)
+                wd = torch.as_tensor(group["weight_decay"], dtype=p.dtype, device=p.device)
+                lr = lr.reshape(shape) if lr.dim() else lr
+                wd = wd.reshape(shape) if wd.dim() else wd
+                st = self.state[p]
+                if not st:
+                    st["t"] = 0
+                    st["m"] = torch.zeros_like(p)
+                    st["v"] = torch.zeros_like(p)
+                st["t"] += 1
+                g = p.grad
+                if self.decoupled:
+                    p.mul_(1 - lr * wd)
+                else:
+                    g = g + wd * p
+                st["m"].mul_(b1).add_(g, alpha=1 - b1)
+                st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                mhat = st["m"] / (1 - b1 ** st["t"])
+                vhat = st["v"] / (1 - b2 ** st["t"])
+                p.sub_(lr * mhat / (vhat.sqrt() + group["eps"]))
+
+
+def make_optimizer(method: str, params, lr, weight_decay):
+    """Optimizer for ``method`` in ``("adam", "adam_l2", "adamw")``.
+
+    ``lr`` and ``weight_decay`` are floats or 1-D tensors of length M.
+    ``"adam"`` ignores ``weight_decay``.
+    """
+    import adamw_lab
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+    params = list(params)
+    if method == "adam":
+        weight_decay = 0.0
+    decoupled = method in ("adam", "adamw")
+    cls = getattr(adamw_lab, "AdamW" if decoupled else "AdamL2", None)
+    if cls is not None:
+        return cls(params, lr=lr, weight_decay=weight_decay)
+    return BatchedAdam(params, lr=lr, weight_decay=weight_decay, decoupled=decoupled)
+
+
+def set_lr(opt, lr) -> None:
+    """Set the (scalar or per-model) learning rate of every parameter group."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+# ----------------------------------------------------------------- training
+def batched_cross_entropy(logits, y):
+    """Mean cross entropy per model: logits [M, N, C], y [N] -> [M]."""
+    M, N, C = logits.shape
+    return F.cross_entropy(logits.reshape(M * N, C), y.repeat(M), reduction="none").view(M, N).mean(1)
+
+
+@torch.no_grad()
+def error_rate(model, X, y):
+    """Per-model test error (fraction misclassified), shape [M]."""
+    return (model(X).argmax(-1) != y).float().mean(1)
+
+
+def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=None,
+          record_every: int = 0, schedule=None, batch_size: int = 0, seed: int = 0):
+    """Train every model of a batched ``model`` and return a history dict.
+
+    Full-batch unless ``batch_size`` > 0.  ``schedule(t)`` (t = 0..steps-1)
+    returns a multiplier of ``lr``.  With ``record_every`` > 0 the history
+    holds ``steps``, ``train_err`` and ``test_err`` ([R, M] tensors).
+    """
+    opt = make_optimizer(method, model.parameters(), lr, weight_decay)
+    base_lr = lr
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    hist = {"steps": [], "train_err": [], "test_err": []}
+    for t in range(steps):
+        if schedule is not None:
+            set_lr(opt, base_lr * schedule(t))
+        if batch_size:
+            idx = torch.randint(len(ytr), (batch_size,), generator=gen).to(ytr.device)
+            xb, yb = Xtr[idx], ytr[idx]
+        else:
+            xb, yb = Xtr, ytr
+        opt.zero_grad(set_to_none=True)
+        batched_cross_entropy(model(xb), yb).sum().backward()
+        opt.step()
+        if record_every and ((t + 1) % record_every == 0 or t == 0):
+            hist["steps"].append(t + 1)
+            hist["train_err"].append(error_rate(model, Xtr, ytr).cpu())
+            if Xte is not None:
+                hist["test_err"].append(error_rate(model, Xte, yte).cpu())
+    for k in ("train_err", "test_err"):
+        hist[k] = torch.stack(hist[k]) if hist[k] else None
+    return hist
+
+
+def warmup_cosine(total: int, warmup: int):
+    """Schedule multiplier: linear warm-up over ``warmup`` steps, then cosine to 0."""
+
+    def f(t: int) -> float:
+        if t < warmup:
+            return (t + 1) / warmup
+        p = (t - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * p))
+
+    return f
+
+
+# ----------------------------------------------------------------- metrics
+def mean_std(x, dim: int = -1):
+    """Mean and sample standard deviation along ``dim`` (NumPy arrays)."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    return x.mean(dim).numpy(), x.std(dim).numpy()
+
+
+def pgd_attack(model, X, y, eps: float, steps: int = 10, alpha=None):
+    """L-infinity PGD (Madry et al.) on every model; returns X_adv [M, N, D] in [0, 1]."""
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    M = model.M
+    x0 = X.expand(M, *X.shape).detach()
+    if eps == 0:
+        return x0.clone()
+    x = x0.clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = batched_cross_entropy(model(x), y).sum()
+        (g,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            x = x + alpha * g.sign()
+            x = torch.min(torch.max(x, x0 - eps), x0 + eps).clamp(0, 1)
+    return x.detach()
+
+
+def quantize(w, bits: int = 8):
+    """Symmetric per-tensor (per model) fake quantization: round(w/s)*s, s=max|w|/(2^(b-1)-1)."""
+    qmax = 2 ** (bits - 1) - 1
+    dims = tuple(range(1, w.dim()))
+    s = w.abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
+    return torch.round(w / s).clamp(-qmax, qmax) * s
