@@ -1,0 +1,190 @@
+"""The update rules on PyTorch tensors: per-tensor, multi-tensor and compiled.
+
+Every rule is written once per implementation and follows
+:mod:`adamw_lab.reference` line by line.  ``decay`` picks how λ acts:
+
+- ``"decoupled"``  AdamW:     w ← (1 − ηλ)·w − η·m̂/(√v̂+ε)
+- ``"l2"``         Adam + L2: g ← g + λw before the moments
+- ``"prox"``       AdamW with the exact proximal decay: w ← (w − η·m̂/(√v̂+ε)) / (1 + ηλ)
+
+Hyperparameters ``lr`` and ``weight_decay`` are floats, or tensors already
+shaped to broadcast against the parameter (a batched sweep: one value per
+model along the leading dimension).  The bias corrections are computed by the
+caller in float64 Python arithmetic, like ``torch.optim.AdamW`` does, and
+passed in as ``step_size = lr/(1−β₁ᵗ)`` and ``bc2_sqrt = √(1−β₂ᵗ)``.
+
+The Triton kernel lives in :mod:`adamw_lab.triton_kernels`.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+DECAYS = ("decoupled", "l2", "prox")
+
+
+# ------------------------------------------------------------ Adam, per tensor
+def adam_update_(p, g, m, v, vmax, *, lr, weight_decay, step_size, bc2_sqrt,
+                 beta1, beta2, eps, decay, maximize):
+    """One Adam-family step on one tensor, in place (``vmax`` is None without amsgrad)."""
+    if maximize:
+        g = -g
+    if decay == "l2":
+        g = g + weight_decay * p                 # λw joins the gradient
+    elif decay == "decoupled":
+        p.mul_(1 - lr * weight_decay)            # shrink before the Adam step, as torch does
+    m.lerp_(g, 1 - beta1)                        # m ← β₁m + (1−β₁)g
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
+    if vmax is not None:                         # amsgrad: never let the denominator shrink
+        torch.maximum(vmax, v, out=vmax)
+        v = vmax
+    denom = (v.sqrt() / bc2_sqrt).add_(eps)      # √v̂ + ε
+    p.sub_(m.div(denom).mul_(step_size))         # w ← w − η·m̂/(√v̂+ε)
+    if decay == "prox":
+        p.div_(1 + lr * weight_decay)            # exact proximal map of (λ/2)‖w‖²
+
+
+def _shaped(x, p):
+    """A float as it is; a per-model tensor [M] as [M, 1, …, 1] on ``p``'s device and dtype."""
+    if not isinstance(x, torch.Tensor):
+        return x
+    return x.to(device=p.device, dtype=p.dtype).reshape((-1,) + (1,) * (p.dim() - 1))
+
+
+def per_param_hyper(params, *, steps, lr, weight_decay, beta1, beta2):
+    """Per-parameter ``lr``, ``weight_decay``, ``step_size`` and ``bc2_sqrt``.
+
+    Floats stay floats.  A 1-D tensor of length M (one value per model in a
+    batched sweep) is reshaped to ``[M, 1, …, 1]`` so that it broadcasts over
+    a parameter whose leading dimension is M.
+    """
+    lrs = [_shaped(lr, p) for p in params]
+    wds = [_shaped(weight_decay, p) for p in params]
+    step_sizes = [lr_p / (1 - beta1**t) for lr_p, t in zip(lrs, steps)]   # η/(1−β₁ᵗ)
+    bc2_sqrts = [(1 - beta2**t) ** 0.5 for t in steps]                     # √(1−β₂ᵗ)
+    return lrs, wds, step_sizes, bc2_sqrts
+
+
+def _adam_loop(params, grads, ms, vs, vmaxs, *, lrs, weight_decays, step_sizes, bc2_sqrts,
+               beta1, beta2, eps, decay, maximize):
+    for i, p in enumerate(params):
+        adam_update_(p, grads[i], ms[i], vs[i], vmaxs[i] if vmaxs else None,
+                     lr=lrs[i], weight_decay=weight_decays[i], step_size=step_sizes[i],
+                     bc2_sqrt=bc2_sqrts[i], beta1=beta1, beta2=beta2, eps=eps,
+                     decay=decay, maximize=maximize)
+
+
+def adam_per_tensor(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2,
+                    eps, decay, maximize):
+    """:func:`adam_update_` on each parameter in turn (any device, any layout).
+
+    All ``adam_*`` entry points share this signature: lists with one entry
+    per parameter (``vmaxs`` empty without amsgrad), ``steps`` the step
+    number t of each, and the group's hyperparameters.
+    """
+    lrs, wds, step_sizes, bc2_sqrts = per_param_hyper(
+        params, steps=steps, lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
+    _adam_loop(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds, step_sizes=step_sizes,
+               bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2, eps=eps, decay=decay,
+               maximize=maximize)
+
+
+# --------------------------------------------------------- Adam, multi-tensor
+def adam_foreach(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2,
+                 eps, decay, maximize):
+    """The same step with ``torch._foreach_*``: one call per operation for all tensors.
+
+    Fewer, larger kernel launches than the per-tensor loop (this matters on a
+    GPU with many small tensors); each operation still reads and writes
+    memory once, so the step makes about ten passes over the data.
+    """
+    lrs, wds, step_sizes, bc2_sqrts = per_param_hyper(
+        params, steps=steps, lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if decay == "l2":
+        grads = torch._foreach_add(grads, torch._foreach_mul(params, wds))
+    elif decay == "decoupled":
+        torch._foreach_mul_(params, [1 - lr_p * wd_p for lr_p, wd_p in zip(lrs, wds)])
+    torch._foreach_lerp_(ms, grads, 1 - beta1)
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
+    if vmaxs:
+        torch._foreach_maximum_(vmaxs, vs)
+        vs = vmaxs
+    denom = torch._foreach_sqrt(vs)
+    torch._foreach_div_(denom, bc2_sqrts)
+    torch._foreach_add_(denom, eps)
+    direction = torch._foreach_div(ms, denom)
+    torch._foreach_mul_(direction, step_sizes)
+    torch._foreach_sub_(params, direction)
+    if decay == "prox":
+        torch._foreach_div_(params, [1 + lr_p * wd_p for lr_p, wd_p in zip(lrs, wds)])
+
+
+# ------------------------------------------------------------ Adam, compiled
+@functools.cache
+def _compiled_adam_loop():
+    # Compiled on first use: the per-tensor rule above, fused by TorchInductor
+    # into one loop per tensor (C++/OpenMP on the CPU, Triton on a GPU).
+    return torch.compile(_adam_loop, fullgraph=True, dynamic=False)
+
+
+def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2,
+                  eps, decay, maximize):
+    """:func:`adam_per_tensor` through ``torch.compile``.
+
+    Everything that may change between steps (the bias corrections, a
+    scheduled learning rate) is passed as a tensor: a Python float would be
+    baked into the compiled code and force a recompilation at every step.
+    """
+    lrs, wds, step_sizes, bc2_sqrts = per_param_hyper(
+        params, steps=steps, lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
+    hyper = [lrs, wds, step_sizes, bc2_sqrts]
+    if not isinstance(lr, torch.Tensor) and not isinstance(weight_decay, torch.Tensor):
+        # one host-to-device copy for the whole group, then one 0-d view per value
+        table = torch.tensor(hyper, dtype=torch.float64).to(params[0].device)
+        hyper = [list(row.unbind()) for row in table]
+    else:
+        hyper = [[torch.as_tensor(x, dtype=torch.float64, device=p.device) for x, p in zip(xs, params)]
+                 for xs in hyper]
+    lrs, wds, step_sizes, bc2_sqrts = hyper
+    _compiled_adam_loop()(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds,
+                          step_sizes=step_sizes, bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2,
+                          eps=eps, decay=decay, maximize=maximize)
+
+
+# ---------------------------------------------------------- SGD with momentum
+def sgd_update_(p, g, buf, *, lr, weight_decay, momentum, decay, maximize):
+    """SGD with momentum, in place: ``decay="l2"`` (torch.optim.SGD) or ``"decoupled"`` (SGDW)."""
+    if maximize:
+        g = -g
+    if decay == "l2":
+        g = g + weight_decay * p
+    buf.mul_(momentum).add_(g)                   # b ← μb + g
+    if decay == "decoupled":
+        p.mul_(1 - lr * weight_decay)
+    p.sub_(buf * lr)
+
+
+def sgd_per_tensor(params, grads, bufs, *, lr, weight_decay, momentum, decay, maximize):
+    """:func:`sgd_update_` on each parameter in turn."""
+    for p, g, buf in zip(params, grads, bufs):
+        sgd_update_(p, g, buf, lr=_shaped(lr, p), weight_decay=_shaped(weight_decay, p),
+                    momentum=momentum, decay=decay, maximize=maximize)
+
+
+def sgd_foreach(params, grads, bufs, *, lr, weight_decay, momentum, decay, maximize):
+    """:func:`sgd_update_` with ``torch._foreach_*``."""
+    lrs = [_shaped(lr, p) for p in params]
+    wds = [_shaped(weight_decay, p) for p in params]
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if decay == "l2":
+        grads = torch._foreach_add(grads, torch._foreach_mul(params, wds))
+    torch._foreach_mul_(bufs, momentum)
+    torch._foreach_add_(bufs, grads)
+    if decay == "decoupled":
+        torch._foreach_mul_(params, [1 - lr_p * wd_p for lr_p, wd_p in zip(lrs, wds)])
+    torch._foreach_sub_(params, torch._foreach_mul(bufs, lrs))

@@ -1,0 +1,297 @@
+"""Optimizers of the book: drop-ins for ``torch.optim`` with a choice of implementation.
+
+- :class:`AdamW`     = ``torch.optim.AdamW``  (decoupled decay, w ← (1 − ηλ)w − η·m̂/(√v̂+ε))
+- :class:`AdamL2`    = ``torch.optim.Adam(weight_decay=λ)``  (λw added to the gradient)
+- :class:`AdamWProx` = AdamW with the exact proximal decay  w ← (w − η·m̂/(√v̂+ε))/(1 + ηλ)
+- :class:`SGDW`      = SGD with momentum and decoupled decay
+- :class:`SGDL2`     = ``torch.optim.SGD(momentum=μ, weight_decay=λ)``
+- :func:`param_groups`: no decay on biases and normalisation weights.
+
+Batched sweeps: ``lr`` and ``weight_decay`` may be 1-D tensors of length M
+when every parameter has a leading model dimension M; model ``k`` then
+trains with ``lr[k]`` and ``weight_decay[k]``, so a grid of M models trains
+as one batched model in one run::
+
+    lr = torch.logspace(-4, -2, 8).repeat_interleave(8)     # 8 × 8 grid, M = 64
+    wd = torch.logspace(-4, -1, 8).repeat(8)
+    opt = adamw_lab.AdamW(batched_model.parameters(), lr=lr, weight_decay=wd)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from adamw_lab import functional as F
+from adamw_lab import triton_kernels
+
+IMPLS = ("per_tensor", "foreach", "compiled", "triton")
+
+_ADAM_IMPLS = {
+    "per_tensor": F.adam_per_tensor,
+    "foreach": F.adam_foreach,
+    "compiled": F.adam_compiled,
+    "triton": triton_kernels.adam_triton,
+}
+_SGD_IMPLS = {"per_tensor": F.sgd_per_tensor, "foreach": F.sgd_foreach}
+
+
+def available_impls(device) -> list[str]:
+    """Implementations that can run on ``device`` (a ``torch.device`` or string)."""
+    device = torch.device(device)
+    impls = ["per_tensor", "foreach", "compiled"]
+    if triton_kernels.available(device):
+        impls.append("triton")
+    return impls
+
+
+def default_impl(device) -> str:
+    """The fastest implementation on ``device`` that needs no compilation step.
+
+    On a GPU it is the fused Triton kernel.  On the CPU it is ``foreach``:
+    ``compiled`` is as fast per step (see the appendix 从公式到内核) but costs
+    seconds of compilation at the first step and needs a C++ compiler, so it
+    is opt-in (``impl="compiled"``).
+    """
+    device = torch.device(device)
+    return "triton" if device.type == "cuda" and triton_kernels.available(device) else "foreach"
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, *, batched: bool = False):
+    """The usual two parameter groups: decay on matrices, none on biases and norms.
+
+    A parameter with ``ndim <= 1`` (a bias, a LayerNorm/BatchNorm weight) gets
+    ``weight_decay=0``.  With ``batched=True`` the leading model dimension of
+    a batched sweep is not counted (a bias is then ``[M, n]``).
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim - batched <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+# ------------------------------------------------------------------ checks
+def _check_hyper(name: str, value, ok, rule: str):
+    """Raise ``ValueError`` naming ``name`` unless ``ok`` holds for every value."""
+    values = value.detach().double().flatten().tolist() if isinstance(value, torch.Tensor) else [value]
+    for x in values:
+        if not ok(float(x)):   # NaN fails every comparison, so it is caught here too
+            raise ValueError(f"Invalid {name}: {value!r} (must be {rule})")
+
+
+def _check_sweep_shape(name: str, value, params):
+    """A tensor ``lr``/``weight_decay`` is a scalar or one value per model (leading dim M)."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return
+    if value.dim() != 1:
+        raise ValueError(f"Invalid {name}: a sweep tensor must be 1-D, got shape {tuple(value.shape)}")
+    for p in params:
+        if p.dim() == 0 or p.shape[0] != value.shape[0]:
+            raise ValueError(f"Invalid {name}: {value.shape[0]} values (one per model) but a "
+                             f"parameter has shape {tuple(p.shape)}; its leading dimension must "
+                             f"be the number of models")
+
+
+class _Base(torch.optim.Optimizer):
+    """What the Adam and SGD families share: checks, ``impl`` choice, gradient collection."""
+
+    _impls: dict = {}
+
+    def __init__(self, params, defaults, *, foreach, fused, capturable=False, differentiable=False):
+        for name, flag in (("capturable", capturable), ("differentiable", differentiable)):
+            if flag:
+                raise ValueError(f"{name}=True is not supported by adamw_lab.{type(self).__name__}")
+        impl = defaults["impl"]
+        if impl is not None and impl not in self._impls:
+            raise ValueError(f"Invalid impl: {impl!r} (choose from {sorted(self._impls)})")
+        if foreach and fused:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        _check_hyper("lr", group["lr"], lambda x: x >= 0 and math.isfinite(x), "finite and >= 0")
+        _check_hyper("weight_decay", group["weight_decay"], lambda x: x >= 0 and math.isfinite(x),
+                     "finite and >= 0")
+        for name in ("lr", "weight_decay"):
+            _check_sweep_shape(name, group[name], group["params"])
+        self._check_group(group)
+
+    def _check_group(self, group):
+        pass
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:   # a checkpoint of torch.optim.* has no "impl"
+            group.setdefault("impl", None)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("fused", None)
+
+    def _impl_for(self, group, device):
+        """The implementation function for ``group``: ``impl``, else ``fused``/``foreach``, else default."""
+        impl = group["impl"]
+        if impl is None and group.get("fused"):
+            impl = "triton" if "triton" in self._impls and triton_kernels.available(device) else "compiled"
+        if impl is None and group.get("foreach"):
+            impl = "foreach"
+        if impl is None:
+            impl = default_impl(device)
+        if impl not in self._impls:
+            impl = "foreach"
+        if impl == "triton" and not triton_kernels.available(device):
+            raise RuntimeError(f"impl='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1); "
+                               f"parameters are on {device}")
+        return self._impls[impl]
+
+    def _params_with_grad(self, group):
+        """The parameters of ``group`` that have a gradient, and their gradients."""
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"adamw_lab.{type(self).__name__} does not support sparse "
+                                   f"gradients (parameter of shape {tuple(p.shape)})")
+            params.append(p)
+            grads.append(p.grad)
+        return params, grads
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One optimizer step; ``closure`` re-evaluates the loss, as in ``torch.optim``."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads = self._params_with_grad(group)
+            if params:
+                self._step_group(group, params, grads)
+        return loss
+
+
+# ------------------------------------------------------------------ Adam
+class _Adam(_Base):
+    decay = "decoupled"
+    _impls = _ADAM_IMPLS
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None, impl=None):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=False,
+                        differentiable=False, fused=fused,
+                        decoupled_weight_decay=self.decay != "l2", impl=impl)
+        super().__init__(params, defaults, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
+
+    def _check_group(self, group):
+        beta1, beta2 = group["betas"]
+        for i, beta in enumerate((beta1, beta2)):
+            _check_hyper(f"beta parameter at index {i} (betas[{i}])", beta,
+                         lambda x: 0 <= x < 1, "in [0, 1)")
+        _check_hyper("eps", group["eps"], lambda x: x > 0 and math.isfinite(x), "finite and > 0")
+
+    def _step_group(self, group, params, grads):
+        ms, vs, vmaxs, steps = [], [], [], []
+        for p in params:
+            state = self.state[p]
+            if not state:   # same keys, dtypes and layout as torch.optim.AdamW
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            steps.append(float(state["step"]))
+            ms.append(state["exp_avg"])
+            vs.append(state["exp_avg_sq"])
+            if group["amsgrad"]:
+                vmaxs.append(state["max_exp_avg_sq"])
+        beta1, beta2 = group["betas"]
+        update = self._impl_for(group, params[0].device)
+        update(params, grads, ms, vs, vmaxs, steps=steps, lr=group["lr"],
+               weight_decay=group["weight_decay"], beta1=float(beta1), beta2=float(beta2),
+               eps=group["eps"], decay=self.decay, maximize=group["maximize"])
+
+
+class AdamW(_Adam):
+    """Drop-in for ``torch.optim.AdamW``: same arguments, defaults and ``state_dict``.
+
+    ``impl`` chooses the implementation: ``"per_tensor"``, ``"foreach"``,
+    ``"compiled"`` (``torch.compile``) or ``"triton"`` (fused kernel, CUDA);
+    ``None`` takes :func:`default_impl` of the parameters' device.
+    ``foreach=True`` means ``"foreach"``, ``fused=True`` the fused kernel.
+
+    Batched sweep: ``lr`` and ``weight_decay`` may be 1-D tensors of length M
+    when every parameter of the group has leading dimension M; model ``k``
+    uses ``lr[k]`` and ``weight_decay[k]``.
+    """
+
+    decay = "decoupled"
+
+
+class AdamL2(_Adam):
+    """Drop-in for ``torch.optim.Adam(weight_decay=λ)``: λw is added to the gradient.
+
+    Same arguments as :class:`AdamW`, including ``impl`` and batched sweeps;
+    the default ``weight_decay`` is 1e-2 like AdamW's so the two compare directly.
+    """
+
+    decay = "l2"
+
+
+class AdamWProx(_Adam):
+    """AdamW whose decay is the exact proximal map ``w ← (w − η·m̂/(√v̂+ε)) / (1 + ηλ)``.
+
+    Same arguments as :class:`AdamW`; mirrors ``reference.adamw_prox_step``.
+    """
+
+    decay = "prox"
+
+
+# ------------------------------------------------------------------ SGD
+class _SGD(_Base):
+    decay = "decoupled"
+    _impls = _SGD_IMPLS
+
+    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=1e-2, *, maximize=False,
+                 foreach=None, impl=None):
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize,
+                        foreach=foreach, fused=None, impl=impl)
+        super().__init__(params, defaults, foreach=foreach, fused=None)
+
+    def _check_group(self, group):
+        _check_hyper("momentum", group["momentum"], lambda x: 0 <= x < 1, "in [0, 1)")
+
+    def _step_group(self, group, params, grads):
+        bufs = []
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:   # torch.optim.SGD's key
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            bufs.append(state["momentum_buffer"])
+        update = self._impl_for(group, params[0].device)
+        update(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
+               momentum=group["momentum"], decay=self.decay, maximize=group["maximize"])
+
+
+class SGDW(_SGD):
+    """SGD with momentum and decoupled decay: ``b ← μb + g``, ``w ← (1 − ηλ)w − η·b``.
+
+    ``impl`` is ``"per_tensor"`` or ``"foreach"`` (default); ``lr`` and
+    ``weight_decay`` may be per-model tensors as in :class:`AdamW`.
+    """
+
+    decay = "decoupled"
+
+
+class SGDL2(_SGD):
+    """SGD with momentum and L2: ``torch.optim.SGD(lr, momentum, weight_decay=λ)``."""
+
+    decay = "l2"

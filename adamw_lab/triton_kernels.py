@@ -1,0 +1,170 @@
+"""A fused Adam-family step in Triton: all tensors of a group in one kernel launch.
+
+The update is memory-bound: per fp32 parameter it must read w, g, m, v
+(16 bytes) and write w, m, v (12 bytes), 28 bytes, and does about 15
+floating-point operations.  The kernel therefore touches each byte once:
+one load and one store per array, everything else in registers.
+
+One launch covers every tensor of the group (what ``torch``'s fused
+optimizers call multi-tensor apply): a small table on the device holds the
+address and length of each tensor, and a second table says which tensor,
+and which slice of it, each program instance updates.
+
+Runs on CUDA; on the CPU only under Triton's interpreter
+(``TRITON_INTERPRET=1`` set before this module is imported), which the
+tests use.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # triton is optional: CPU-only installs on macOS or Windows
+    triton = None
+
+BLOCK = 2048       # elements per program instance: 8 KB of each fp32 array in flight
+NUM_WARPS = 8
+_TABLE_COLUMNS = 7   # p, g, m, v, vmax addresses; numel; elements per model
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels in its NumPy interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def available(device) -> bool:
+    """Whether :func:`adam_triton` can run on ``device``."""
+    device = torch.device(device)
+    return triton is not None and (device.type == "cuda" or (device.type == "cpu" and interpreting()))
+
+
+if triton is not None:
+
+    @triton.jit
+    def adam_kernel(tensors_ptr, blocks_ptr, hyper_ptr, n_models,
+                    DTYPE: tl.constexpr, ACC: tl.constexpr, DECAY: tl.constexpr,
+                    AMSGRAD: tl.constexpr, MAXIMIZE: tl.constexpr, PER_MODEL: tl.constexpr,
+                    BLOCK: tl.constexpr):
+        # Which tensor, and which BLOCK of its elements, this program updates.
+        block = tl.program_id(0)
+        i = tl.load(blocks_ptr + 2 * block)
+        start = tl.load(blocks_ptr + 2 * block + 1)
+        row = tensors_ptr + i * 7
+        p_ptr = tl.load(row + 0).to(tl.pointer_type(DTYPE))
+        g_ptr = tl.load(row + 1).to(tl.pointer_type(DTYPE))
+        m_ptr = tl.load(row + 2).to(tl.pointer_type(DTYPE))
+        v_ptr = tl.load(row + 3).to(tl.pointer_type(DTYPE))
+        vmax_ptr = tl.load(row + 4).to(tl.pointer_type(DTYPE))
+        n = tl.load(row + 5)
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < n
+
+        # Hyperparameters, stored in float64 so that fp64 parameters keep full precision:
+        # [β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}]
+        beta1 = tl.load(hyper_ptr + 0).to(ACC)
+        beta2 = tl.load(hyper_ptr + 1).to(ACC)
+        eps = tl.load(hyper_ptr + 2).to(ACC)
+        bc1 = tl.load(hyper_ptr + 3).to(ACC)
+        bc2_sqrt = tl.load(hyper_ptr + 4).to(ACC)
+        if PER_MODEL:   # batched sweep: element offs belongs to model offs // (numel/M)
+            model = offs // tl.load(row + 6)
+            lr = tl.load(hyper_ptr + 5 + model, mask=mask, other=0.0).to(ACC)
+            wd = tl.load(hyper_ptr + 5 + n_models + model, mask=mask, other=0.0).to(ACC)
+        else:
+            lr = tl.load(hyper_ptr + 5).to(ACC)
+            wd = tl.load(hyper_ptr + 6).to(ACC)
+
+        # The update: one load of each array, arithmetic in registers, one store.
+        p = tl.load(p_ptr + offs, mask=mask).to(ACC)
+        g = tl.load(g_ptr + offs, mask=mask).to(ACC)
+        m = tl.load(m_ptr + offs, mask=mask).to(ACC)
+        v = tl.load(v_ptr + offs, mask=mask).to(ACC)
+        if MAXIMIZE:
+            g = -g
+        if DECAY == "l2":
+            g = g + wd * p
+        if DECAY == "decoupled":
+            p = p * (1 - lr * wd)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        if AMSGRAD:
+            vmax = tl.maximum(tl.load(vmax_ptr + offs, mask=mask).to(ACC), v)
+            tl.store(vmax_ptr + offs, vmax.to(DTYPE), mask=mask)
+            denom = tl.sqrt(vmax) / bc2_sqrt + eps
+        else:
+            denom = tl.sqrt(v) / bc2_sqrt + eps
+        p = p - (lr / bc1) * m / denom
+        if DECAY == "prox":
+            p = p / (1 + lr * wd)
+        tl.store(p_ptr + offs, p.to(DTYPE), mask=mask)
+        tl.store(m_ptr + offs, m.to(DTYPE), mask=mask)
+        tl.store(v_ptr + offs, v.to(DTYPE), mask=mask)
+
+
+def _tl_dtype(dtype: torch.dtype):
+    return {torch.float32: tl.float32, torch.float64: tl.float64,
+            torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[dtype]
+
+
+@functools.lru_cache(maxsize=64)
+def _block_table(numels: tuple, device: str) -> torch.Tensor:
+    """``[n_blocks, 2]`` int64: (tensor index, first element) of every program instance."""
+    n_blocks = torch.tensor([triton.cdiv(n, BLOCK) for n in numels])
+    tensor = torch.repeat_interleave(torch.arange(len(numels)), n_blocks)
+    first_block = torch.cumsum(n_blocks, 0) - n_blocks
+    start = (torch.arange(len(tensor)) - first_block[tensor]) * BLOCK
+    return torch.stack([tensor, start], 1).to(device)
+
+
+def _flat_compatible(p, *others) -> bool:
+    """True when ``p`` and ``others`` are dense with one layout: then they are flat arrays."""
+    return p.is_non_overlapping_and_dense() and all(
+        t.stride() == p.stride() and t.is_non_overlapping_and_dense() for t in others)
+
+
+def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps,
+                decay, maximize):
+    """The fused kernel; same signature as :func:`adamw_lab.functional.adam_per_tensor`.
+
+    One launch per (dtype, step number); in practice one per parameter group.
+    A tensor whose layout the kernel cannot treat as flat (a strided view) is
+    updated through contiguous copies that are written back afterwards.
+    """
+    amsgrad = bool(vmaxs)
+    per_model = any(isinstance(x, torch.Tensor) and x.dim() == 1 for x in (lr, weight_decay))
+    launches = {}
+    for i, p in enumerate(params):
+        launches.setdefault((p.dtype, p.device, steps[i]), []).append(i)
+    for (dtype, device, t), idx in launches.items():
+        rows, keep_alive, write_back = [], [], []
+        for i in idx:
+            p, g, m, v = params[i], grads[i].to(dtype), ms[i], vs[i]
+            vmax = vmaxs[i] if amsgrad else v
+            if not _flat_compatible(p, g, m, v, vmax):
+                flat = [x.contiguous() for x in (p, g, m, v, vmax)]
+                write_back += [(x, f) for x, f in zip((p, m, v, vmax), flat[:1] + flat[2:]) if x is not f]
+                p, g, m, v, vmax = flat
+            keep_alive += [g, p, m, v, vmax]   # temporaries must outlive the (asynchronous) launch
+            n_models = p.shape[0] if per_model else 1
+            rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
+                         p.numel(), max(p.numel() // n_models, 1)])
+        n_models = params[idx[0]].shape[0] if per_model else 1
+        lrs = torch.as_tensor(lr, dtype=torch.float64).expand(n_models).tolist()
+        wds = torch.as_tensor(weight_decay, dtype=torch.float64).expand(n_models).tolist()
+        hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
+        # two small host-to-device copies per launch: the tensor table and the hyperparameters
+        tensors = torch.tensor(rows, dtype=torch.int64).to(device, non_blocking=True)
+        hyper = torch.tensor(hyper, dtype=torch.float64).to(device, non_blocking=True)
+        blocks = _block_table(tuple(r[5] for r in rows), str(device))
+        acc = tl.float64 if dtype == torch.float64 else tl.float32
+        adam_kernel[(blocks.shape[0],)](
+            tensors, blocks, hyper, n_models, DTYPE=_tl_dtype(dtype), ACC=acc, DECAY=decay,
+            AMSGRAD=amsgrad, MAXIMIZE=maximize, PER_MODEL=per_model, BLOCK=BLOCK,
+            num_warps=NUM_WARPS)
+        for original, copy in write_back:
+            original.copy_(copy)
