@@ -37,7 +37,7 @@ def adam_update_(p, g, m, v, vmax, *, lr, weight_decay, step_size, bc2_sqrt,
     m.lerp_(g, 1 - beta1)                        # m ← β₁m + (1−β₁)g
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
     if vmax is not None:                         # amsgrad: never let the denominator shrink
-        torch.maximum(vmax, v, out=vmax)
+        vmax.copy_(torch.maximum(vmax, v))
         v = vmax
     denom = (v.sqrt() / bc2_sqrt).add_(eps)      # √v̂ + ε
     p.sub_(m.div(denom).mul_(step_size))         # w ← w − η·m̂/(√v̂+ε)
@@ -147,8 +147,10 @@ def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta
         table = torch.tensor(hyper, dtype=torch.float64).to(params[0].device)
         hyper = [list(row.unbind()) for row in table]
     else:
-        hyper = [[torch.as_tensor(x, dtype=torch.float64, device=p.device) for x, p in zip(xs, params)]
-                 for xs in hyper]
+        # a sweep: per-model tensors stay as they are (already shaped, in the
+        # parameter's dtype); floats become 0-d tensors
+        hyper = [[x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64, device=p.device)
+                  for x, p in zip(xs, params)] for xs in hyper]
     lrs, wds, step_sizes, bc2_sqrts = hyper
     _compiled_adam_loop()(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds,
                           step_sizes=step_sizes, bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2,

@@ -61,13 +61,17 @@ def param_groups(model: torch.nn.Module, weight_decay: float, *, batched: bool =
     """The usual two parameter groups: decay on matrices, none on biases and norms.
 
     A parameter with ``ndim <= 1`` (a bias, a LayerNorm/BatchNorm weight) gets
-    ``weight_decay=0``.  With ``batched=True`` the leading model dimension of
-    a batched sweep is not counted (a bias is then ``[M, n]``).
+    ``weight_decay=0``.  With ``batched=True`` (a batched sweep, leading model
+    dimension M) the model dimension and singleton dimensions are not
+    counted, so a bias of shape ``[M, 1, n]`` is still a bias.
     """
+    def is_vector(p):
+        return p.ndim <= 1 if not batched else sum(s > 1 for s in p.shape[1:]) <= 1
+
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (no_decay if p.ndim - batched <= 1 else decay).append(p)
+            (no_decay if is_vector(p) else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

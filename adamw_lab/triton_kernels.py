@@ -65,19 +65,20 @@ if triton is not None:
         mask = offs < n
 
         # Hyperparameters, stored in float64 so that fp64 parameters keep full precision:
-        # [β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}]
-        beta1 = tl.load(hyper_ptr + 0).to(ACC)
-        beta2 = tl.load(hyper_ptr + 1).to(ACC)
+        # [β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}].  Scalars such as
+        # η/(1−β₁ᵗ) are formed in float64 and rounded once, as torch.optim does.
+        beta1 = tl.load(hyper_ptr + 0)
+        beta2 = tl.load(hyper_ptr + 1)
         eps = tl.load(hyper_ptr + 2).to(ACC)
-        bc1 = tl.load(hyper_ptr + 3).to(ACC)
+        bc1 = tl.load(hyper_ptr + 3)
         bc2_sqrt = tl.load(hyper_ptr + 4).to(ACC)
         if PER_MODEL:   # batched sweep: element offs belongs to model offs // (numel/M)
             model = offs // tl.load(row + 6)
-            lr = tl.load(hyper_ptr + 5 + model, mask=mask, other=0.0).to(ACC)
-            wd = tl.load(hyper_ptr + 5 + n_models + model, mask=mask, other=0.0).to(ACC)
+            lr = tl.load(hyper_ptr + 5 + model, mask=mask, other=0.0)
+            wd = tl.load(hyper_ptr + 5 + n_models + model, mask=mask, other=0.0)
         else:
-            lr = tl.load(hyper_ptr + 5).to(ACC)
-            wd = tl.load(hyper_ptr + 6).to(ACC)
+            lr = tl.load(hyper_ptr + 5)
+            wd = tl.load(hyper_ptr + 6)
 
         # The update: one load of each array, arithmetic in registers, one store.
         p = tl.load(p_ptr + offs, mask=mask).to(ACC)
@@ -87,20 +88,20 @@ if triton is not None:
         if MAXIMIZE:
             g = -g
         if DECAY == "l2":
-            g = g + wd * p
+            g = g + wd.to(ACC) * p                        # λw joins the gradient
         if DECAY == "decoupled":
-            p = p * (1 - lr * wd)
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g * g
+            p = p * (1 - lr * wd).to(ACC)                 # w ← (1 − ηλ)w
+        m = m + (1 - beta1).to(ACC) * (g - m)             # m ← β₁m + (1−β₁)g, as torch's lerp
+        v = beta2.to(ACC) * v + (1 - beta2).to(ACC) * g * g
         if AMSGRAD:
             vmax = tl.maximum(tl.load(vmax_ptr + offs, mask=mask).to(ACC), v)
             tl.store(vmax_ptr + offs, vmax.to(DTYPE), mask=mask)
-            denom = tl.sqrt(vmax) / bc2_sqrt + eps
+            denom = tl.sqrt(vmax) / bc2_sqrt + eps        # √v̂ + ε
         else:
             denom = tl.sqrt(v) / bc2_sqrt + eps
-        p = p - (lr / bc1) * m / denom
+        p = p - (lr / bc1).to(ACC) * (m / denom)          # w ← w − η·m̂/(√v̂+ε)
         if DECAY == "prox":
-            p = p / (1 + lr * wd)
+            p = p / (1 + lr * wd).to(ACC)                 # proximal map of (λ/2)‖w‖²
         tl.store(p_ptr + offs, p.to(DTYPE), mask=mask)
         tl.store(m_ptr + offs, m.to(DTYPE), mask=mask)
         tl.store(v_ptr + offs, v.to(DTYPE), mask=mask)
@@ -122,9 +123,15 @@ def _block_table(numels: tuple, device: str) -> torch.Tensor:
 
 
 def _flat_compatible(p, *others) -> bool:
-    """True when ``p`` and ``others`` are dense with one layout: then they are flat arrays."""
-    return p.is_non_overlapping_and_dense() and all(
-        t.stride() == p.stride() and t.is_non_overlapping_and_dense() for t in others)
+    """True when ``p`` and ``others`` fill ``numel`` consecutive elements with one layout.
+
+    Then element ``k`` of each array in memory order belongs to the same
+    coordinate, and the kernel can treat them all as flat arrays (a
+    transposed weight qualifies; a slice with gaps does not).
+    """
+    by_stride = sorted(range(p.dim()), key=lambda d: -p.stride(d))
+    dense = p.permute(by_stride).is_contiguous()
+    return dense and all(t.stride() == p.stride() for t in others)
 
 
 def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps,
