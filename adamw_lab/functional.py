@@ -143,9 +143,9 @@ def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta
         params, steps=steps, lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
     hyper = [lrs, wds, step_sizes, bc2_sqrts]
     if not isinstance(lr, torch.Tensor) and not isinstance(weight_decay, torch.Tensor):
-        # one host-to-device copy for the whole group, then one 0-d view per value
-        table = torch.tensor(hyper, dtype=torch.float64).to(params[0].device)
-        hyper = [list(row.unbind()) for row in table]
+        # one host-to-device copy for the whole group; each row is indexed
+        # per parameter inside the compiled code (few tensors: few guards)
+        hyper = torch.tensor(hyper, dtype=torch.float64).to(params[0].device).unbind()
     else:
         # a sweep: per-model tensors stay as they are (already shaped, in the
         # parameter's dtype); floats become 0-d tensors

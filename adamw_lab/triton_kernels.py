@@ -113,12 +113,12 @@ def _tl_dtype(dtype: torch.dtype):
 
 
 @functools.lru_cache(maxsize=64)
-def _block_table(numels: tuple, device: str) -> torch.Tensor:
+def _block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
     """``[n_blocks, 2]`` int64: (tensor index, first element) of every program instance."""
-    n_blocks = torch.tensor([triton.cdiv(n, BLOCK) for n in numels])
+    n_blocks = torch.tensor([triton.cdiv(n, block) for n in numels])
     tensor = torch.repeat_interleave(torch.arange(len(numels)), n_blocks)
     first_block = torch.cumsum(n_blocks, 0) - n_blocks
-    start = (torch.arange(len(tensor)) - first_block[tensor]) * BLOCK
+    start = (torch.arange(len(tensor)) - first_block[tensor]) * block
     return torch.stack([tensor, start], 1).to(device)
 
 
@@ -167,7 +167,7 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
         # two small host-to-device copies per launch: the tensor table and the hyperparameters
         tensors = torch.tensor(rows, dtype=torch.int64).to(device, non_blocking=True)
         hyper = torch.tensor(hyper, dtype=torch.float64).to(device, non_blocking=True)
-        blocks = _block_table(tuple(r[5] for r in rows), str(device))
+        blocks = _block_table(tuple(r[5] for r in rows), str(device), BLOCK)
         acc = tl.float64 if dtype == torch.float64 else tl.float32
         adam_kernel[(blocks.shape[0],)](
             tensors, blocks, hyper, n_models, DTYPE=_tl_dtype(dtype), ACC=acc, DECAY=decay,

@@ -1,0 +1,235 @@
+"""Benchmark of one AdamW step: ``python -m adamw_lab.bench [--size small|full] [--json PATH]``.
+
+For every implementation, next to ``torch.optim.AdamW(foreach=True)`` and
+``(fused=True)`` measured in the same run, it prints the time per step, the
+effective bandwidth at 28 bytes per fp32 parameter (read w, g, m, v; write
+w, m, v), the ratio to torch fused (> 1 is faster), the share of a
+streaming-bandwidth roofline (a plain copy) measured in the same run, and
+the compile time where there is one.  Two workloads: one flat tensor, and the parameter list
+of a GPT-2-small-shaped transformer (148 tensors).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+import adamw_lab
+from adamw_lab import optim, triton_kernels
+
+BYTES_PER_PARAM = 28   # fp32: read w, g, m, v (16 B) + write w, m, v (12 B)
+
+SIZES = {   # (flat tensor length, GPT-2 shape: d_model, n_layer, vocab, context)
+    "small": (2_000_000, (128, 12, 8192, 256)),          # the notebook's CPU run: seconds
+    "cpu": (20_000_000, (384, 12, 50257, 1024)),         # ~41M parameters
+    "full": (20_000_000, (768, 12, 50257, 1024)),        # GPT-2 small itself, ~124M parameters
+}
+
+
+def gpt2_shapes(d_model=768, n_layer=12, vocab=50257, context=1024):
+    """Parameter shapes of a GPT-2-style transformer (GPT-2 small with the defaults)."""
+    d = d_model
+    shapes = [(vocab, d), (context, d)]
+    for _ in range(n_layer):
+        shapes += [(d,), (d,),                    # ln_1
+                   (d, 3 * d), (3 * d,),          # attention qkv
+                   (d, d), (d,),                  # attention output
+                   (d,), (d,),                    # ln_2
+                   (d, 4 * d), (4 * d,),          # mlp in
+                   (4 * d, d), (d,)]              # mlp out
+    return shapes + [(d,), (d,)]                  # ln_f
+
+
+def make_params(shapes, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    params = []
+    for shape in shapes:
+        p = torch.randn(shape, generator=g).to(device).requires_grad_()
+        p.grad = torch.randn(shape, generator=g).to(device) * 1e-2
+        params.append(p)
+    return params
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def calls_per_sample(fn, device, min_time=0.04):
+    """How many calls of ``fn`` take at least ``min_time`` seconds (after one warm-up call)."""
+    fn()
+    _sync(device)
+    n = 1
+    while n < 4096:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        _sync(device)
+        if time.perf_counter() - t0 > min_time:
+            break
+        n *= 2
+    return n
+
+
+def time_interleaved(fns, device, *, rounds=7):
+    """Seconds per call of each of ``fns``: median over rounds that take turns.
+
+    Taking turns spreads slow drifts of a shared machine (clock, neighbours)
+    over all contenders instead of penalising whichever ran during them.
+    """
+    counts = [calls_per_sample(fn, device) for fn in fns]
+    samples = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, n, out in zip(fns, counts, samples):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            _sync(device)
+            out.append((time.perf_counter() - t0) / n)
+    return [statistics.median(s) for s in samples]
+
+
+def stream_bandwidth(n_params, device):
+    """Bytes per second of the best plain streaming op over as many bytes as one AdamW step.
+
+    Best of ``dst.copy_(src)`` and the in-place ``x.neg_()``, counting each
+    byte read and each byte written.  (On a CPU a copy also reads ``dst``
+    before writing it, a cost an in-place update does not pay.)
+    """
+    src = torch.ones(7 * n_params // 2, device=device)
+    dst = torch.empty_like(src)
+    seconds = time_interleaved([lambda: dst.copy_(src), lambda: src.neg_()], device)
+    return 2 * src.numel() * 4 / min(seconds)
+
+
+def contenders(device):
+    """(name, optimizer factory, needs compile) for every implementation on ``device``."""
+    out = [("torch foreach", lambda ps: torch.optim.AdamW(ps, foreach=True), False),
+           ("torch fused", lambda ps: torch.optim.AdamW(ps, fused=True), False)]
+    for impl in optim.available_impls(device):
+        if impl == "triton" and triton_kernels.interpreting():
+            continue
+        out.append((f"adamw_lab {impl}", lambda ps, impl=impl: adamw_lab.AdamW(ps, impl=impl),
+                    impl == "compiled"))
+    return out
+
+
+def bench_workload(label, shapes, device, skip=()):
+    n_params = sum(torch.Size(s).numel() for s in shapes)
+    params = make_params(shapes, device)
+    roofline = stream_bandwidth(n_params, device)
+    names, steps, compile_s = [], [], []
+    for name, factory, compiles in contenders(device):
+        if any(s in name for s in skip):
+            continue
+        opt = factory(params)   # all optimizers update the same parameters, each with its own state
+        t0 = time.perf_counter()
+        with torch._inductor.config.patch(force_disable_caches=True):   # time a cold compile
+            opt.step()          # first step: allocates the state (and compiles)
+        _sync(device)
+        names.append(name)
+        steps.append(opt.step)
+        compile_s.append(time.perf_counter() - t0 if compiles else None)
+    seconds = time_interleaved(steps, device)
+    rows = [dict(workload=label, impl=name, n_params=n_params, n_tensors=len(shapes),
+                 ms_per_step=s * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / s / 1e9, compile_s=c)
+            for name, s, c in zip(names, seconds, compile_s)]
+    fused = next(r for r in rows if r["impl"] == "torch fused")
+    for r in rows:
+        r["vs_torch_fused"] = fused["ms_per_step"] / r["ms_per_step"]
+        r["pct_of_stream_roofline"] = 100 * r["gb_per_s"] / (roofline / 1e9)
+        r["stream_gb_per_s"] = roofline / 1e9
+    return rows
+
+
+def tune_triton(n_params, device, configs=((1024, 4), (2048, 4), (2048, 8), (4096, 8), (8192, 16))):
+    """Time the Triton kernel on one flat tensor for a few (BLOCK, num_warps); return rows."""
+    params = make_params([(n_params,)], device)
+    default = (triton_kernels.BLOCK, triton_kernels.NUM_WARPS)
+    rows = []
+    try:
+        for block, warps in configs:
+            triton_kernels.BLOCK, triton_kernels.NUM_WARPS = block, warps
+            (seconds,) = time_interleaved([adamw_lab.AdamW(params, impl="triton").step], device)
+            rows.append(dict(block=block, num_warps=warps, ms_per_step=seconds * 1e3,
+                             gb_per_s=BYTES_PER_PARAM * n_params / seconds / 1e9))
+    finally:
+        triton_kernels.BLOCK, triton_kernels.NUM_WARPS = default
+    return rows
+
+
+def machine():
+    info = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                cpu_threads=torch.get_num_threads(), python=platform.python_version(),
+                torch=torch.__version__, numpy=__import__("numpy").__version__,
+                triton=getattr(triton_kernels.triton, "__version__", None))
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def run(size="cpu", device=None, skip=()):
+    """Run both workloads; return the record (a dict)."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    flat, gpt = SIZES[size]
+    rows = bench_workload(f"flat {flat / 1e6:g}M", [(flat,)], device, skip)
+    rows += bench_workload(f"GPT-2 shapes d={gpt[0]}", gpt2_shapes(*gpt), device, skip)
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                device=str(device), size=size, machine=machine(),
+                bytes_per_param=BYTES_PER_PARAM, results=rows)
+
+
+def format_table(record):
+    head = (f"{'workload':<22}{'implementation':<22}{'ms/step':>9}{'GB/s':>8}"
+            f"{'vs fused':>10}{'% roof':>8}{'compile s':>11}")
+    lines = [f"{record['date']}  {record['device']}  {record['machine'].get('gpu') or record['machine'].get('cpu', '')}",
+             head, "-" * len(head)]
+    for r in record["results"]:
+        compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else ""
+        lines.append(f"{r['workload']:<22}{r['impl']:<22}{r['ms_per_step']:>9.3f}{r['gb_per_s']:>8.1f}"
+                     f"{r['vs_torch_fused']:>9.2f}x{r['pct_of_stream_roofline']:>7.0f}%{compile_s:>11}")
+    lines.append("stream roofline (best of copy_ and neg_): " + ", ".join(
+        sorted({f"{r['workload']}: {r['stream_gb_per_s']:.1f} GB/s" for r in record["results"]})))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default=None,
+                        help="problem size (default: full on a GPU, cpu on the CPU)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--skip", nargs="*", default=(), help="skip implementations whose name contains this")
+    parser.add_argument("--json", metavar="PATH", help="also write the record as JSON")
+    parser.add_argument("--tune", action="store_true",
+                        help="also time the Triton kernel for a few block sizes (GPU)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    size = args.size or ("full" if device.type == "cuda" else "cpu")
+    record = run(size, device, args.skip)
+    print(format_table(record))
+    if args.tune:
+        record["triton_tuning"] = tune_triton(SIZES[size][0], device)
+        for r in record["triton_tuning"]:
+            print(f"triton BLOCK={r['block']:<5} num_warps={r['num_warps']:<3}"
+                  f"{r['ms_per_step']:8.3f} ms {r['gb_per_s']:8.1f} GB/s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
