@@ -19,6 +19,7 @@ import sys
 import time
 
 import torch
+import torch._inductor.config  # noqa: F401  (cold-compile timing below)
 
 import adamw_lab
 from adamw_lab import optim, triton_kernels
