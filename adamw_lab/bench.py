@@ -17,6 +17,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 import torch._inductor.config  # noqa: F401  (cold-compile timing below)
@@ -132,7 +133,8 @@ def bench_workload(label, shapes, device, skip=()):
             continue
         opt = factory(params)   # all optimizers update the same parameters, each with its own state
         t0 = time.perf_counter()
-        with torch._inductor.config.patch(force_disable_caches=True):   # time a cold compile
+        with torch._inductor.config.patch(force_disable_caches=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # time a cold compile, without cache notices
             opt.step()          # first step: allocates the state (and compiles)
         _sync(device)
         names.append(name)

@@ -197,17 +197,20 @@ def error_rate(model, X, y):
 
 
 def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=None,
-          record_every: int = 0, schedule=None, batch_size: int = 0, seed: int = 0):
+          record_every: int = 0, schedule=None, batch_size: int = 0, seed: int = 0,
+          callback=None):
     """Train every model of a batched ``model`` and return a history dict.
 
     Full-batch unless ``batch_size`` > 0.  ``schedule(t)`` (t = 0..steps-1)
     returns a multiplier of ``lr``.  With ``record_every`` > 0 the history
-    holds ``steps``, ``train_err`` and ``test_err`` ([R, M] tensors).
+    holds ``steps``, ``train_err`` and ``test_err`` ([R, M] tensors);
+    ``callback(model)`` is called at the same record points (its return
+    values are collected in ``hist["callback"]``).
     """
     opt = make_optimizer(method, model.parameters(), lr, weight_decay)
     base_lr = lr
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    hist = {"steps": [], "train_err": [], "test_err": []}
+    hist = {"steps": [], "train_err": [], "test_err": [], "callback": []}
     for t in range(steps):
         if schedule is not None:
             set_lr(opt, base_lr * schedule(t))
@@ -224,6 +227,9 @@ def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=N
             hist["train_err"].append(error_rate(model, Xtr, ytr).cpu())
             if Xte is not None:
                 hist["test_err"].append(error_rate(model, Xte, yte).cpu())
+            if callback is not None:
+                with torch.no_grad():
+                    hist["callback"].append(callback(model))
     for k in ("train_err", "test_err"):
         hist[k] = torch.stack(hist[k]) if hist[k] else None
     return hist

@@ -127,8 +127,10 @@ def adam_foreach(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1
 @functools.cache
 def _compiled_adam_loop():
     # Compiled on first use: the per-tensor rule above, fused by TorchInductor
-    # into one loop per tensor (C++/OpenMP on the CPU, Triton on a GPU).
-    return torch.compile(_adam_loop, fullgraph=True, dynamic=False)
+    # into one loop per tensor (C++/OpenMP on the CPU, Triton on a GPU).  Each
+    # new configuration (shapes, amsgrad, …) compiles again; past dynamo's
+    # recompile limit it runs eagerly, which is slower but still correct.
+    return torch.compile(_adam_loop, dynamic=False)
 
 
 def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2,

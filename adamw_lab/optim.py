@@ -202,21 +202,22 @@ class _Adam(_Base):
         _check_hyper("eps", group["eps"], lambda x: x > 0 and math.isfinite(x), "finite and > 0")
 
     def _step_group(self, group, params, grads):
-        ms, vs, vmaxs, steps = [], [], [], []
-        for p in params:
-            state = self.state[p]
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
             if not state:   # same keys, dtypes and layout as torch.optim.AdamW
                 state["step"] = torch.tensor(0.0, dtype=torch.float32)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step"] += 1
-            steps.append(float(state["step"]))
-            ms.append(state["exp_avg"])
-            vs.append(state["exp_avg_sq"])
-            if group["amsgrad"]:
-                vmaxs.append(state["max_exp_avg_sq"])
+        # one call for all step counters, one read-back: Python work per tensor is what
+        # limits a fast kernel on a model with many small tensors
+        step_tensors = [state["step"] for state in states]
+        torch._foreach_add_(step_tensors, 1)
+        steps = torch.stack(step_tensors).tolist()
+        ms = [state["exp_avg"] for state in states]
+        vs = [state["exp_avg_sq"] for state in states]
+        vmaxs = [state["max_exp_avg_sq"] for state in states] if group["amsgrad"] else []
         beta1, beta2 = group["betas"]
         update = self._impl_for(group, params[0].device)
         update(params, grads, ms, vs, vmaxs, steps=steps, lr=group["lr"],

@@ -134,6 +134,12 @@ def _flat_compatible(p, *others) -> bool:
     return dense and all(t.stride() == p.stride() for t in others)
 
 
+def _to_device(x: torch.Tensor, device) -> torch.Tensor:
+    if device.type != "cuda":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps,
                 decay, maximize):
     """The fused kernel; same signature as :func:`adamw_lab.functional.adam_per_tensor`.
@@ -150,9 +156,12 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
     for (dtype, device, t), idx in launches.items():
         rows, keep_alive, write_back = [], [], []
         for i in idx:
-            p, g, m, v = params[i], grads[i].to(dtype), ms[i], vs[i]
+            p, g, m, v = params[i], grads[i], ms[i], vs[i]
             vmax = vmaxs[i] if amsgrad else v
-            if not _flat_compatible(p, g, m, v, vmax):
+            if g.dtype != dtype:
+                g = g.to(dtype)
+            contiguous = p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and v.is_contiguous()
+            if not (contiguous and vmax.is_contiguous()) and not _flat_compatible(p, g, m, v, vmax):
                 flat = [x.contiguous() for x in (p, g, m, v, vmax)]
                 write_back += [(x, f) for x, f in zip((p, m, v, vmax), flat[:1] + flat[2:]) if x is not f]
                 p, g, m, v, vmax = flat
@@ -164,9 +173,10 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
         lrs = torch.as_tensor(lr, dtype=torch.float64).expand(n_models).tolist()
         wds = torch.as_tensor(weight_decay, dtype=torch.float64).expand(n_models).tolist()
         hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
-        # two small host-to-device copies per launch: the tensor table and the hyperparameters
-        tensors = torch.tensor(rows, dtype=torch.int64).to(device, non_blocking=True)
-        hyper = torch.tensor(hyper, dtype=torch.float64).to(device, non_blocking=True)
+        # two small host-to-device copies per launch, the tensor table and the hyperparameters,
+        # from pinned memory so that the host need not wait for the previous step's kernel
+        tensors = _to_device(torch.tensor(rows, dtype=torch.int64), device)
+        hyper = _to_device(torch.tensor(hyper, dtype=torch.float64), device)
         blocks = _block_table(tuple(r[5] for r in rows), str(device), BLOCK)
         acc = tl.float64 if dtype == torch.float64 else tl.float32
         adam_kernel[(blocks.shape[0],)](

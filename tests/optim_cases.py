@@ -135,6 +135,8 @@ def check_sweep_matches_loop(impl, name, device, M=6, steps=60):
 
 def run_all(impl, device):
     """Every check for one implementation on one device (the script entry point)."""
+    if impl == "compiled":   # 17 configurations: keep every one compiled, none eager
+        torch._dynamo.config.recompile_limit = 64
     for dtype in (torch.float32, torch.float64):
         for name in ("AdamW", "AdamL2"):
             for amsgrad, maximize in ((False, False), (True, False), (False, True)):
