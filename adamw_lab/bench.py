@@ -22,13 +22,16 @@ import warnings
 import torch
 import torch._inductor.config  # noqa: F401  (cold-compile timing below)
 
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
 import adamw_lab
 from adamw_lab import optim, triton_kernels
 
 BYTES_PER_PARAM = 28   # fp32: read w, g, m, v (16 B) + write w, m, v (12 B)
 
 SIZES = {   # (flat tensor length, GPT-2 shape: d_model, n_layer, vocab, context)
-    "small": (2_000_000, (128, 12, 8192, 256)),          # the notebook's CPU run: seconds
+    "small": (4_000_000, (128, 12, 8192, 256)),          # the notebook's CPU run: seconds
     "cpu": (20_000_000, (384, 12, 50257, 1024)),         # ~41M parameters
     "full": (20_000_000, (768, 12, 50257, 1024)),        # GPT-2 small itself, ~124M parameters
 }
@@ -150,6 +153,37 @@ def bench_workload(label, shapes, device, skip=()):
         r["pct_of_stream_roofline"] = 100 * r["gb_per_s"] / (roofline / 1e9)
         r["stream_gb_per_s"] = roofline / 1e9
     return rows
+
+
+class CountBytes(TorchDispatchMode):
+    """Adds up the bytes that every aten operation reads (its tensor arguments) and
+    writes (its results): the memory traffic of eager PyTorch code if no operand
+    stayed in a cache between operations.  Kernels that PyTorch does not see
+    (Triton, compiled code) are not counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        written = args[0] if out is None else out   # in-place foreach ops return None
+        for t in tree_leaves((args, kwargs, written)):
+            if isinstance(t, torch.Tensor) and t.dim() > 0:   # 0-d scalars: not traffic
+                self.bytes += t.numel() * t.element_size()
+        self.ops += 1
+        return out
+
+
+def bytes_per_param(impl, n=1_000_000):
+    """Bytes read + written per fp32 parameter by one step of ``adamw_lab.AdamW(impl=impl)``."""
+    (p,) = make_params([(n,)], torch.device("cpu"))
+    opt = adamw_lab.AdamW([p], impl=impl)
+    opt.step()   # the first step allocates the state
+    with CountBytes() as counter:
+        opt.step()
+    return counter.bytes / n, counter.ops
 
 
 def tune_triton(n_params, device, configs=((1024, 4), (2048, 4), (2048, 8), (4096, 8), (8192, 16))):
