@@ -49,7 +49,8 @@ def _shaped(x, p):
     """A float as it is; a per-model tensor [M] as [M, 1, …, 1] on ``p``'s device and dtype."""
     if not isinstance(x, torch.Tensor):
         return x
-    return x.to(device=p.device, dtype=p.dtype).reshape((-1,) + (1,) * (p.dim() - 1))
+    x = x.to(device=p.device, dtype=p.dtype)
+    return x if x.dim() == 0 else x.reshape((-1,) + (1,) * (p.dim() - 1))
 
 
 def per_param_hyper(params, *, steps, lr, weight_decay, beta1, beta2):

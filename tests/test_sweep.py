@@ -59,3 +59,20 @@ def test_sweep_shape_mismatch_names_the_argument():
         adamw_lab.AdamW([torch.nn.Parameter(torch.zeros(3, 2))], lr=torch.full((4,), 1e-3))
     with pytest.raises(ValueError, match="weight_decay"):
         adamw_lab.AdamL2([torch.nn.Parameter(torch.zeros(3, 2))], weight_decay=torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("impl", ["per_tensor", "foreach"])
+def test_zero_dim_tensor_lr_is_a_scalar(impl):
+    """A 0-d tensor lr (allowed by torch.optim) is one value for every model."""
+    a = torch.nn.Parameter(torch.ones(3, 2, dtype=torch.float64))
+    s = torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+    b = [torch.nn.Parameter(t.detach().clone()) for t in (a, s)]
+    opt_a = adamw_lab.AdamW([a, s], lr=torch.tensor(0.1, dtype=torch.float64), impl=impl)
+    opt_b = torch.optim.AdamW(b, lr=0.1)
+    for _ in range(3):
+        for ps, opt in (([a, s], opt_a), (b, opt_b)):
+            for p in ps:
+                p.grad = torch.ones_like(p)
+            opt.step()
+    torch.testing.assert_close(a, b[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(s, b[1], rtol=1e-12, atol=1e-12)
