@@ -37,6 +37,31 @@ def toc_notebooks() -> list[str]:
     return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 
 
+# --- the README's two commands ------------------------------------------------------
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.splitlines()[2] == "```bash", "the README must open with its code block"
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_opens_with_build_and_test_commands():
+    build, test = readme_commands()  # exactly two
+    assert build.endswith("jupyter-book build .") and "[book]" in build
+    assert "pytest" in test and "tests book exercises" in test and "--nbval" in test
+    for command in (build, test):
+        assert "-c constraints.txt" in command, "CI installs the pinned versions"
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "README.md" in ci and 'eval "$test_command"' in ci
+    extracted = subprocess.run(
+        ["bash", "-c", ci.split("test_command=", 1)[1].split("\n", 1)[0].join(["echo ", ""])],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert extracted == readme_commands()[1]
+
+
 # --- the Colab setup cell -----------------------------------------------------------
 
 
