@@ -278,3 +278,148 @@ def quantize(w, bits: int = 8):
     dims = tuple(range(1, w.dim()))
     s = w.abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
     return torch.round(w / s).clamp(-qmax, qmax) * s
+
+
+# --- robustness (chapter 应用/鲁棒性) ---
+class BatchedLinear(torch.nn.Module):
+    """M linear classifiers (multinomial logistic regression); ``forward(x)`` -> logits [M, N, C].
+
+    Weights start at zero, so M models that see the same data and differ only
+    in hyperparameters start from the same point (no initialisation seed).
+    """
+
+    def __init__(self, M: int, d_in: int, d_out: int):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.zeros(M, d_in, d_out))
+        self.b = torch.nn.Parameter(torch.zeros(M, 1, d_out))
+
+    @property
+    def M(self) -> int:
+        return self.W.shape[0]
+
+    def forward(self, x):
+        if x.dim() == 2:
+            x = x.expand(self.M, *x.shape)
+        return torch.bmm(x, self.W) + self.b
+
+
+def spurious_data(n: int, rho: float, d_core: int = 8, core_snr: float = 1.2816,
+                  spur_noise: float = 0.1, seed: int = 0):
+    """Binary task with ``d_core`` weak causal features and one clean spurious feature.
+
+    Label ``y`` in {0, 1} (balanced in expectation), ``s = 2y - 1``.  Core
+    feature ``j`` is ``a*s + N(0, 1)`` with ``a = core_snr / sqrt(d_core)``,
+    so the best classifier on the core features alone has accuracy
+    ``Phi(core_snr)`` (0.90 by default).  The last column is the spurious
+    feature ``+-1 + N(0, spur_noise^2)``: its sign equals ``s`` with
+    probability ``rho`` and is flipped otherwise.  ``rho = 0.5`` makes it
+    independent of the label (the correlation is broken at test time).
+
+    Returns ``(X, y)``: float32 [n, d_core + 1] and int64 [n].
+    """
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError("rho must lie in [0, 1]")
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = 2.0 * y - 1.0
+    core = core_snr / math.sqrt(d_core) * s[:, None] + rng.standard_normal((n, d_core))
+    spur = np.where(rng.random(n) < rho, s, -s) + spur_noise * rng.standard_normal(n)
+    X = np.concatenate([core, spur[:, None]], axis=1).astype(np.float32)
+    return torch.as_tensor(X), torch.as_tensor(y, dtype=torch.int64)
+
+
+def binary_feature_weights(model):
+    """|w_j| of the logit difference ``logit_1 - logit_0`` of a 2-class :class:`BatchedLinear`: [M, D]."""
+    W = model.W.detach()
+    if W.shape[-1] != 2:
+        raise ValueError("binary_feature_weights needs a 2-class model")
+    return (W[..., 1] - W[..., 0]).abs()
+
+
+def weight_share(w, idx):
+    """Share of the weight mass ``sum_j |w_j|`` that falls on feature(s) ``idx``; ``w`` is [M, D] -> [M]."""
+    w = torch.as_tensor(w).abs()
+    part = w[:, idx]
+    part = part.sum(1) if part.dim() == 2 else part
+    return part / w.sum(1).clamp_min(1e-30)
+
+
+def imbalanced_digits_split(n_major: int = 50, n_minor: int = 5, minority=(3, 8, 9), seed: int = 0):
+    """Digits with a long tail: ``n_major`` training images per class, ``n_minor`` for ``minority``.
+
+    The test set is every image not used for training (so it is close to
+    balanced).  Returns ``(Xtr, ytr, Xte, yte)`` like :func:`load_digits_split`.
+    """
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.float32) / 16.0
+    rng = np.random.default_rng(seed)
+    train = []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        train.extend(idx[: n_minor if c in minority else n_major].tolist())
+    train = np.array(sorted(train))
+    test = np.setdiff1d(np.arange(len(y)), train)
+    t = torch.as_tensor
+    return (t(X[train]), t(y[train], dtype=torch.int64), t(X[test]), t(y[test], dtype=torch.int64))
+
+
+@torch.no_grad()
+def per_class_recall(model, X, y, n_classes: int):
+    """Recall of every class for every model: [M, n_classes] (NaN for a class absent from ``y``)."""
+    pred = model(X).argmax(-1)  # [M, N]
+    out = []
+    for c in range(n_classes):
+        mask = y == c
+        out.append((pred[:, mask] == c).float().mean(1) if mask.any()
+                   else torch.full((pred.shape[0],), float("nan"), device=pred.device))
+    return torch.stack(out, 1)
+
+
+def imbalance_metrics(recall, minority):
+    """Fairness summary of a per-class recall table [M, C].
+
+    Returns a dict of [M] tensors: ``minority_recall`` and ``majority_recall``
+    (mean recall over the minority / other classes), ``balanced_accuracy``
+    (mean recall over all classes) and ``recall_gap`` (majority minus minority).
+    """
+    recall = torch.as_tensor(recall)
+    C = recall.shape[1]
+    minor = torch.zeros(C, dtype=torch.bool)
+    minor[list(minority)] = True
+    r_min = recall[:, minor].mean(1)
+    r_maj = recall[:, ~minor].mean(1)
+    return {"minority_recall": r_min, "majority_recall": r_maj,
+            "balanced_accuracy": recall.mean(1), "recall_gap": r_maj - r_min}
+
+
+def robust_accuracy_curve(model, X, y, eps_list, steps: int = 10):
+    """Accuracy under the L-infinity :func:`pgd_attack` at every ``eps``: [M, len(eps_list)]."""
+    acc = []
+    for eps in eps_list:
+        xa = pgd_attack(model, X, y, float(eps), steps=steps)
+        with torch.no_grad():
+            acc.append((model(xa).argmax(-1) == y).float().mean(1))
+    return torch.stack(acc, 1)
+
+
+def mean_robust_radius(acc, eps_list):
+    """Area under the robust-accuracy curve, ``int_0^eps_max acc(eps) d eps`` (trapezoid rule).
+
+    If every test point has a robustness radius ``r_i`` (the smallest
+    perturbation that flips it, 0 when it is misclassified), ``acc(eps)`` is
+    the fraction with ``r_i > eps`` and the integral is the mean of
+    ``min(r_i, eps_max)``: an empirical, attack-based margin.  ``eps_list``
+    must start at 0.
+    """
+    eps = torch.as_tensor(eps_list, dtype=torch.as_tensor(acc).dtype)
+    if float(eps[0]) != 0.0:
+        raise ValueError("eps_list must start at 0")
+    return torch.trapezoid(torch.as_tensor(acc), eps, dim=-1)
+
+
+def weight_norm(model):
+    """Per-model L2 norm of all weight matrices (parameters whose name starts with ``W``): [M]."""
+    sq = [p.detach().pow(2).flatten(1).sum(1) for n, p in model.named_parameters() if n.startswith("W")]
+    return torch.stack(sq).sum(0).sqrt()
