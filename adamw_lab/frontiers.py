@@ -1,0 +1,256 @@
+"""Experiments of the chapter 前沿 (frontiers): fine-tuning, schedules, FedAvg, quantization.
+
+Everything trains *M models at once* like :mod:`adamw_lab.experiments`
+(every parameter has a leading model dimension M).  The one training loop
+here, :func:`fit`, writes the weight decay out by hand so that the two
+places where it can enter an Adam update are visible:
+
+* ``"adam_l2"``: added to the gradient, ``g <- g + lam * (w - a)``, before
+  Adam's moments and normalisation;
+* ``"adamw"``: applied to the weights, ``w <- w - lr_t * lam * c_t * (w - a)``,
+  next to the Adam step (PyTorch convention: the decay is multiplied by the
+  learning rate).
+
+``a`` is the *anchor* the decay pulls towards (zero by default, the
+pretrained weights for "decay towards the pretrained point") and ``c_t`` a
+decay schedule.  With the defaults (``a = 0``, ``c_t`` = the learning-rate
+schedule) ``"adamw"`` is exactly ``adamw_lab.AdamW`` and ``"adam_l2"`` is
+``adamw_lab.AdamL2`` (``tests/test_frontiers.py`` checks both).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adamw_lab import experiments as E
+
+__all__ = [
+    "fit", "cross_entropy", "error_rate", "copy_layers", "relative_norm", "relative_distance",
+    "weight_norm",
+    "shrink_factor", "label_skew_split", "fedavg", "weight_stats", "quantize_model",
+    "predicted_quant_error",
+]
+
+
+# ----------------------------------------------------------------- training
+def cross_entropy(logits, y):
+    """Mean cross entropy per model: logits [M, N, C]; y [N] (shared) or [M, N] -> [M]."""
+    if y.dim() == 1:
+        return E.batched_cross_entropy(logits, y)
+    M, N, C = logits.shape
+    return F.cross_entropy(logits.reshape(M * N, C), y.reshape(-1), reduction="none").view(M, N).mean(1)
+
+
+@torch.no_grad()
+def error_rate(model, X, y):
+    """Per-model error rate [M]; ``y`` is [N] or [M, N] (then ``X`` is [M, N, D])."""
+    return (model(X).argmax(-1) != y).float().mean(-1)
+
+
+def _per_model(x, p):
+    """A float or [M] tensor, shaped to broadcast against parameter ``p`` ([M, ...])."""
+    x = torch.as_tensor(x, dtype=p.dtype, device=p.device)
+    return x.reshape((-1,) + (1,) * (p.dim() - 1)) if x.dim() else x
+
+
+def fit(model, method, lr, weight_decay, X, y, steps, schedule=None, decay_schedule=None,
+        anchor=None, record_every=0, callback=None):
+    """Full-batch training of a batched ``model`` with Adam and an explicit weight decay.
+
+    ``method``: ``"adam"`` (no decay), ``"adam_l2"`` or ``"adamw"``.
+    ``lr``, ``weight_decay``: floats or [M] tensors.
+    ``schedule(t)``: learning-rate multiplier s_t (``t = 0..steps-1``), default 1.
+    ``decay_schedule(t)``: multiplier c_t of the decay.  For ``"adamw"`` the
+    weights shrink by ``lr * c_t * weight_decay`` per step and the default is
+    c_t = s_t (PyTorch: the decay follows the learning rate); pass
+    ``lambda t: 1.0`` for a decay that ignores the schedule.  For
+    ``"adam_l2"`` c_t multiplies the L2 coefficient (default 1).
+    ``anchor``: dict ``name -> tensor`` the decay pulls towards (missing names: 0).
+    ``callback(model, t)`` is called at step 0 (before training) and every
+    ``record_every`` steps after; the returned list holds its values.
+    """
+    if method not in E.METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {E.METHODS}")
+    schedule = schedule or (lambda t: 1.0)
+    if decay_schedule is None:
+        decay_schedule = schedule if method == "adamw" else (lambda t: 1.0)
+    named = list(model.named_parameters())
+    anchor = anchor or {}
+    opt = E.make_optimizer("adam", [p for _, p in named], lr, 0.0)  # plain Adam; decay below
+    record = [callback(model, 0)] if callback and record_every else []
+    for t in range(steps):
+        s_t, c_t = schedule(t), decay_schedule(t)
+        E.set_lr(opt, lr * s_t)
+        opt.zero_grad(set_to_none=True)
+        cross_entropy(model(X), y).sum().backward()
+        with torch.no_grad():
+            for name, p in named:
+                if method == "adam":
+                    break
+                lam = _per_model(weight_decay, p) * c_t
+                pull = p - anchor[name] if name in anchor else p
+                if method == "adam_l2":
+                    p.grad.add_(lam * pull)                       # coupled: through m, v
+                else:
+                    p.sub_(_per_model(lr, p) * lam * pull)        # decoupled: next to Adam
+        opt.step()
+        if callback and record_every and (t + 1) % record_every == 0:
+            with torch.no_grad():
+                record.append(callback(model, t + 1))
+    return record
+
+
+# ----------------------------------------------------------------- fine-tuning
+@torch.no_grad()
+def copy_layers(dst, src, names, index=None):
+    """Copy parameters ``names`` from batched model ``src`` into ``dst``.
+
+    ``index`` ([M_dst] long tensor) picks, for every model of ``dst``, the
+    model of ``src`` to copy from (default: the same position).
+    """
+    for n in names:
+        s = getattr(src, n)
+        getattr(dst, n).copy_(s if index is None else s[index])
+
+
+def _flat(model, names):
+    return torch.cat([getattr(model, n).detach().flatten(1) for n in names], 1)
+
+
+def weight_norm(model, names=("W1", "W2")):
+    """Per-model Euclidean norm of the parameters ``names`` together, [M]."""
+    return _flat(model, names).norm(dim=1)
+
+
+def relative_norm(model, ref, names=("W1",)):
+    """Per-model ``||w|| / ||w_ref||`` over ``names`` (``ref``: dict name -> tensor)."""
+    r = torch.cat([ref[n].flatten(1) for n in names], 1)
+    return _flat(model, names).norm(dim=1) / r.norm(dim=1)
+
+
+def relative_distance(model, ref, names=("W1",)):
+    """Per-model ``||w - w_ref|| / ||w_ref||`` over ``names`` (``ref``: dict name -> tensor)."""
+    w = _flat(model, names)
+    r = torch.cat([ref[n].flatten(1) for n in names], 1)
+    return (w - r).norm(dim=1) / r.norm(dim=1)
+
+
+# ----------------------------------------------------------------- schedules
+def shrink_factor(lr, weight_decay, steps, schedule=None, decay_schedule=None):
+    """Cumulative decoupled shrink ``prod_{k<t} (1 - lr * c_k * weight_decay)``, t = 0..steps.
+
+    This is what AdamW's decay alone does to a weight whose gradient is zero.
+    ``decay_schedule`` defaults to ``schedule`` (PyTorch), which defaults to 1.
+    Returns a float64 NumPy array of length ``steps + 1`` starting at 1.
+    """
+    schedule = schedule or (lambda t: 1.0)
+    decay_schedule = decay_schedule or schedule
+    c = np.array([decay_schedule(t) for t in range(steps)], dtype=np.float64)
+    return np.concatenate([[1.0], np.cumprod(1.0 - lr * weight_decay * c)])
+
+
+# ----------------------------------------------------------------- federated averaging
+def label_skew_split(X, y, n_clients, classes_per_client, n_per_client, seed=0, n_classes=10):
+    """Split ``(X, y)`` into equally sized clients with skewed labels.
+
+    Client ``k`` sees only the classes ``(k*c + j) mod n_classes`` for
+    ``j < c`` (c = ``classes_per_client``), the same number of samples of
+    each; no sample goes to two clients.  ``c = n_classes`` is an IID split.
+    Returns ``Xc`` [K, N, D] and ``yc`` [K, N].
+    """
+    g = torch.Generator().manual_seed(seed)
+    pools = {c: (y == c).nonzero().flatten() for c in range(n_classes)}
+    pools = {c: idx[torch.randperm(len(idx), generator=g).to(idx.device)] for c, idx in pools.items()}
+    used = {c: 0 for c in range(n_classes)}
+    per_class = n_per_client // classes_per_client
+    Xs, ys = [], []
+    for k in range(n_clients):
+        idx = []
+        for j in range(classes_per_client):
+            c = (k * classes_per_client + j) % n_classes
+            take = pools[c][used[c]:used[c] + per_class]
+            if len(take) < per_class:
+                raise ValueError(f"class {c} has too few samples for this split")
+            used[c] += per_class
+            idx.append(take)
+        idx = torch.cat(idx)
+        Xs.append(X[idx])
+        ys.append(y[idx])
+    return torch.stack(Xs), torch.stack(ys)
+
+
+def fedavg(model, method, lr, weight_decay, Xc, yc, rounds, local_steps, Xte=None, yte=None):
+    """Federated averaging (McMahan et al. 2017) of every model in a batched ``model``.
+
+    Each of the ``K = len(Xc)`` clients starts from the global weights, runs
+    ``local_steps`` full-batch steps of ``method`` with a fresh optimizer state
+    and the *same* ``lr``/``weight_decay`` (floats or [G] tensors, G = model.M)
+    on its own data, and the server averages the K results (equal weights).
+    ``model`` is updated in place.  Returns a dict of [rounds, G] tensors:
+    ``drift`` (mean over clients of ||w_k - w_avg|| / ||w_avg||), ``norm``
+    (||w_avg||) and, with test data, ``test_err``.
+    """
+    K, G = Xc.shape[0], model.M
+    names = [n for n, _ in model.named_parameters()]
+    rep = lambda v: v.repeat(K) if torch.is_tensor(v) and v.dim() else v  # noqa: E731
+    Xk = Xc[:, None].expand(K, G, *Xc.shape[1:]).reshape(K * G, *Xc.shape[1:])
+    yk = yc[:, None].expand(K, G, yc.shape[1]).reshape(K * G, -1)
+    clients = copy.deepcopy(model)
+    hist = {"drift": [], "norm": [], "test_err": []}
+    for _ in range(rounds):
+        with torch.no_grad():
+            for n in names:   # broadcast the global weights to the K clients ([K*G, ...], client-major)
+                w = getattr(model, n)
+                setattr(clients, n, torch.nn.Parameter(w.repeat(K, *([1] * (w.dim() - 1))).clone()))
+        fit(clients, method, rep(lr), rep(weight_decay), Xk, yk, local_steps)
+        with torch.no_grad():
+            for n in names:   # server: average over clients
+                w = getattr(clients, n).detach()
+                getattr(model, n).copy_(w.view(K, G, *w.shape[1:]).mean(0))
+            wk = _flat(clients, names).view(K, G, -1)
+            wbar = wk.mean(0)
+            hist["drift"].append(((wk - wbar).norm(dim=-1).mean(0) / wbar.norm(dim=-1)).cpu())
+            hist["norm"].append(wbar.norm(dim=-1).cpu())
+            if Xte is not None:
+                hist["test_err"].append(error_rate(model, Xte, yte).cpu())
+    return {k: torch.stack(v) for k, v in hist.items() if v}
+
+
+# ----------------------------------------------------------------- quantization
+@torch.no_grad()
+def weight_stats(w):
+    """Shape statistics of each model's weights (``w``: [M, ...]) -> dict of [M] tensors.
+
+    ``crest`` = max|w| / rms(w) (what sets the quantization step relative to
+    the typical weight) and ``kurtosis`` = E[(w-mean)^4] / var^2 (3 for a
+    Gaussian; larger = heavier tails).
+    """
+    w = w.flatten(1).double()
+    c = w - w.mean(1, keepdim=True)
+    var = c.pow(2).mean(1)
+    return {
+        "rms": w.pow(2).mean(1).sqrt(),
+        "crest": w.abs().amax(1) / w.pow(2).mean(1).sqrt(),
+        "kurtosis": c.pow(4).mean(1) / var.pow(2),
+    }
+
+
+@torch.no_grad()
+def quantize_model(model, bits=8, names=("W1", "W2")):
+    """A copy of ``model`` whose weight matrices ``names`` are fake-quantized
+    (symmetric, one scale per tensor and model, :func:`adamw_lab.experiments.quantize`).
+    Biases stay in floating point, as in most int8 deployments."""
+    q = copy.deepcopy(model)
+    for n in names:
+        getattr(q, n).copy_(E.quantize(getattr(model, n), bits))
+    return q
+
+
+def predicted_quant_error(crest, bits=8):
+    """Relative RMS error ||q(w) - w|| / ||w|| of round-to-nearest with step s = max|w|/qmax,
+    if the rounding error is uniform on [-s/2, s/2]: ``crest / (sqrt(12) * qmax)``."""
+    return crest / (math.sqrt(12.0) * (2 ** (bits - 1) - 1))
