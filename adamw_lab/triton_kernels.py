@@ -115,7 +115,7 @@ def _tl_dtype(dtype: torch.dtype):
 @functools.lru_cache(maxsize=64)
 def _block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
     """``[n_blocks, 2]`` int64: (tensor index, first element) of every program instance."""
-    n_blocks = torch.tensor([triton.cdiv(n, block) for n in numels])
+    n_blocks = torch.tensor([-(-n // block) for n in numels])      # ceil(n / block)
     tensor = torch.repeat_interleave(torch.arange(len(numels)), n_blocks)
     first_block = torch.cumsum(n_blocks, 0) - n_blocks
     start = (torch.arange(len(tensor)) - first_block[tensor]) * block
