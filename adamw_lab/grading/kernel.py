@@ -1,4 +1,4 @@
-"""Entry point of the sandboxed kernel: set resource limits, then become ipykernel.
+"""Entry point of the sandboxed kernel: set resource limits, load numpy and torch, run ipykernel.
 
 ``python -m adamw_lab.grading.kernel -f CONNECTION_FILE`` is the ``argv`` of the
 grader's kernel spec.  The limits apply to the kernel and everything it starts.
@@ -34,7 +34,14 @@ def main() -> None:
         os.setsid()  # own process group, so the grader can kill all of it
     except (AttributeError, OSError):
         pass  # already a session leader
-    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[1:]])
+    # Load the heavy libraries before the first cell: a student's `import torch`
+    # is then instant, so the per-cell timeout measures their code, not a cold
+    # import (seconds on a busy machine or a fresh install).
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance(argv=sys.argv[1:])
 
 
 if __name__ == "__main__":
