@@ -25,16 +25,21 @@ LABELS = {"adam": "Adam", "adam_l2": "Adam+L2", "adamw": "AdamW"}
 
 
 # ----------------------------------------------------------------- data
+def _digits():
+    """scikit-learn's bundled digits: pixels scaled to [0, 1] (float32), labels 0..9."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X.astype(np.float32) / 16.0, y
+
+
 def load_digits_split(n_train: int = 500, seed: int = 0, classes=None, device="cpu"):
     """Digits (8x8 images, pixel values scaled to [0, 1]) split into train/test.
 
     Returns ``(Xtr, ytr, Xte, yte)`` as float32 / int64 tensors.  ``classes``
     keeps only those digits (labels re-indexed 0..k-1 in the given order).
     """
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    X = X.astype(np.float32) / 16.0
+    X, y = _digits()
     if classes is not None:
         keep = np.isin(y, classes)
         X, y = X[keep], y[keep]
@@ -51,7 +56,19 @@ def _init(shape, fan_in, gen):
     return (torch.randn(shape, generator=gen) / math.sqrt(fan_in)).float()
 
 
-class BatchedMLP(torch.nn.Module):
+class _Batched(torch.nn.Module):
+    """Base of the batched models: every parameter has a leading model dimension M."""
+
+    @property
+    def M(self) -> int:
+        return next(self.parameters()).shape[0]
+
+    def _expand(self, x):
+        """Inputs shared by all models ([N, ...]) viewed as [M, N, ...]; [M, N, ...] as it is."""
+        return x.expand(self.M, *x.shape) if x.dim() == 2 else x
+
+
+class BatchedMLP(_Batched):
     """M independent one-hidden-layer MLPs; ``forward(x)`` -> logits [M, N, C].
 
     ``x`` is [N, D] (shared by all models) or [M, N, D].  ``seeds`` (length M)
@@ -73,18 +90,12 @@ class BatchedMLP(torch.nn.Module):
         self.W2 = torch.nn.Parameter(torch.stack(W2))
         self.b2 = torch.nn.Parameter(torch.stack(b2))
 
-    @property
-    def M(self) -> int:
-        return self.W1.shape[0]
-
     def forward(self, x):
-        if x.dim() == 2:
-            x = x.expand(self.M, *x.shape)
-        h = torch.relu(torch.bmm(x, self.W1) + self.b1)
+        h = torch.relu(torch.bmm(self._expand(x), self.W1) + self.b1)
         return torch.bmm(h, self.W2) + self.b2
 
 
-class BatchedRNN(torch.nn.Module):
+class BatchedRNN(_Batched):
     """M Elman RNNs (tanh) reading an image row by row; logits from the last state."""
 
     def __init__(self, seeds, d_in: int, d_hidden: int, d_out: int):
@@ -100,16 +111,12 @@ class BatchedRNN(torch.nn.Module):
         for name, v in zip(("Wx", "Wh", "b", "Wo", "bo"), (Wx, Wh, b, Wo, bo)):
             setattr(self, name, torch.nn.Parameter(torch.stack(v)))
 
-    @property
-    def M(self) -> int:
-        return self.Wx.shape[0]
-
     def forward(self, x):
         """``x``: [N, T, D]; back-propagation through time is plain autograd."""
         N, T, _ = x.shape
         h = x.new_zeros(self.M, N, self.Wh.shape[1])
         for t in range(T):
-            xt = x[:, t].expand(self.M, N, x.shape[2])
+            xt = self._expand(x[:, t])
             h = torch.tanh(torch.bmm(xt, self.Wx) + torch.bmm(h, self.Wh) + self.b)
         return torch.bmm(h, self.Wo) + self.bo
 
@@ -185,14 +192,15 @@ def set_lr(opt, lr) -> None:
 
 # ----------------------------------------------------------------- training
 def batched_cross_entropy(logits, y):
-    """Mean cross entropy per model: logits [M, N, C], y [N] -> [M]."""
+    """Mean cross entropy per model: logits [M, N, C]; y [N] (shared) or [M, N] -> [M]."""
     M, N, C = logits.shape
-    return F.cross_entropy(logits.reshape(M * N, C), y.repeat(M), reduction="none").view(M, N).mean(1)
+    y = y.expand(M, N).reshape(-1)
+    return F.cross_entropy(logits.reshape(M * N, C), y, reduction="none").view(M, N).mean(1)
 
 
 @torch.no_grad()
 def error_rate(model, X, y):
-    """Per-model test error (fraction misclassified), shape [M]."""
+    """Per-model test error (fraction misclassified), shape [M]; ``y`` is [N] or [M, N]."""
     return (model(X).argmax(-1) != y).float().mean(1)
 
 
@@ -281,7 +289,7 @@ def quantize(w, bits: int = 8):
 
 
 # --- robustness (chapter 应用/鲁棒性) ---
-class BatchedLinear(torch.nn.Module):
+class BatchedLinear(_Batched):
     """M linear classifiers (multinomial logistic regression); ``forward(x)`` -> logits [M, N, C].
 
     Weights start at zero, so M models that see the same data and differ only
@@ -293,14 +301,8 @@ class BatchedLinear(torch.nn.Module):
         self.W = torch.nn.Parameter(torch.zeros(M, d_in, d_out))
         self.b = torch.nn.Parameter(torch.zeros(M, 1, d_out))
 
-    @property
-    def M(self) -> int:
-        return self.W.shape[0]
-
     def forward(self, x):
-        if x.dim() == 2:
-            x = x.expand(self.M, *x.shape)
-        return torch.bmm(x, self.W) + self.b
+        return torch.bmm(self._expand(x), self.W) + self.b
 
 
 def spurious_data(n: int, rho: float, d_core: int = 8, core_snr: float = 1.2816,
@@ -350,10 +352,7 @@ def imbalanced_digits_split(n_major: int = 50, n_minor: int = 5, minority=(3, 8,
     The test set is every image not used for training (so it is close to
     balanced).  Returns ``(Xtr, ytr, Xte, yte)`` like :func:`load_digits_split`.
     """
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    X = X.astype(np.float32) / 16.0
+    X, y = _digits()
     rng = np.random.default_rng(seed)
     train = []
     for c in range(10):
@@ -419,7 +418,9 @@ def mean_robust_radius(acc, eps_list):
     return torch.trapezoid(torch.as_tensor(acc), eps, dim=-1)
 
 
-def weight_norm(model):
-    """Per-model L2 norm of all weight matrices (parameters whose name starts with ``W``): [M]."""
-    sq = [p.detach().pow(2).flatten(1).sum(1) for n, p in model.named_parameters() if n.startswith("W")]
+def weight_norm(model, names=None):
+    """Per-model L2 norm of the parameters ``names`` together (default: every weight
+    matrix, i.e. every parameter whose name starts with ``W``): [M]."""
+    sq = [p.detach().pow(2).flatten(1).sum(1) for n, p in model.named_parameters()
+          if (n in names if names is not None else n.startswith("W"))]
     return torch.stack(sq).sum(0).sqrt()

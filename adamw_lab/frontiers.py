@@ -24,39 +24,17 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from adamw_lab import experiments as E
+from adamw_lab.functional import _shaped
 
 __all__ = [
-    "fit", "cross_entropy", "error_rate", "copy_layers", "relative_norm", "relative_distance",
-    "weight_norm",
-    "shrink_factor", "label_skew_split", "fedavg", "weight_stats", "quantize_model",
+    "fit", "copy_layers", "relative_norm", "relative_distance", "shrink_factor", "label_skew_split", "fedavg", "weight_stats", "quantize_model",
     "predicted_quant_error",
 ]
 
 
 # ----------------------------------------------------------------- training
-def cross_entropy(logits, y):
-    """Mean cross entropy per model: logits [M, N, C]; y [N] (shared) or [M, N] -> [M]."""
-    if y.dim() == 1:
-        return E.batched_cross_entropy(logits, y)
-    M, N, C = logits.shape
-    return F.cross_entropy(logits.reshape(M * N, C), y.reshape(-1), reduction="none").view(M, N).mean(1)
-
-
-@torch.no_grad()
-def error_rate(model, X, y):
-    """Per-model error rate [M]; ``y`` is [N] or [M, N] (then ``X`` is [M, N, D])."""
-    return (model(X).argmax(-1) != y).float().mean(-1)
-
-
-def _per_model(x, p):
-    """A float or [M] tensor, shaped to broadcast against parameter ``p`` ([M, ...])."""
-    x = torch.as_tensor(x, dtype=p.dtype, device=p.device)
-    return x.reshape((-1,) + (1,) * (p.dim() - 1)) if x.dim() else x
-
-
 def fit(model, method, lr, weight_decay, X, y, steps, schedule=None, decay_schedule=None,
         anchor=None, record_every=0, callback=None):
     """Full-batch training of a batched ``model`` with Adam and an explicit weight decay.
@@ -86,17 +64,17 @@ def fit(model, method, lr, weight_decay, X, y, steps, schedule=None, decay_sched
         s_t, c_t = schedule(t), decay_schedule(t)
         E.set_lr(opt, lr * s_t)
         opt.zero_grad(set_to_none=True)
-        cross_entropy(model(X), y).sum().backward()
+        E.batched_cross_entropy(model(X), y).sum().backward()
         with torch.no_grad():
             for name, p in named:
                 if method == "adam":
                     break
-                lam = _per_model(weight_decay, p) * c_t
+                lam = _shaped(weight_decay, p) * c_t
                 pull = p - anchor[name] if name in anchor else p
                 if method == "adam_l2":
                     p.grad.add_(lam * pull)                       # coupled: through m, v
                 else:
-                    p.sub_(_per_model(lr, p) * lam * pull)        # decoupled: next to Adam
+                    p.sub_(_shaped(lr, p) * lam * pull)           # decoupled: next to Adam
         opt.step()
         if callback and record_every and (t + 1) % record_every == 0:
             with torch.no_grad():
@@ -119,11 +97,6 @@ def copy_layers(dst, src, names, index=None):
 
 def _flat(model, names):
     return torch.cat([getattr(model, n).detach().flatten(1) for n in names], 1)
-
-
-def weight_norm(model, names=("W1", "W2")):
-    """Per-model Euclidean norm of the parameters ``names`` together, [M]."""
-    return _flat(model, names).norm(dim=1)
 
 
 def relative_norm(model, ref, names=("W1",)):
@@ -216,7 +189,7 @@ def fedavg(model, method, lr, weight_decay, Xc, yc, rounds, local_steps, Xte=Non
             hist["drift"].append(((wk - wbar).norm(dim=-1).mean(0) / wbar.norm(dim=-1)).cpu())
             hist["norm"].append(wbar.norm(dim=-1).cpu())
             if Xte is not None:
-                hist["test_err"].append(error_rate(model, Xte, yte).cpu())
+                hist["test_err"].append(E.error_rate(model, Xte, yte).cpu())
     return {k: torch.stack(v) for k, v in hist.items() if v}
 
 

@@ -62,8 +62,10 @@ def per_param_hyper(params, *, steps, lr, weight_decay, beta1, beta2):
     """
     lrs = [_shaped(lr, p) for p in params]
     wds = [_shaped(weight_decay, p) for p in params]
-    step_sizes = [lr_p / (1 - beta1**t) for lr_p, t in zip(lrs, steps)]   # η/(1−β₁ᵗ)
-    bc2_sqrts = [(1 - beta2**t) ** 0.5 for t in steps]                     # √(1−β₂ᵗ)
+    # (1−β₁ᵗ, √(1−β₂ᵗ)) once per distinct step t: usually one for the whole group
+    bc = {t: (1 - beta1**t, (1 - beta2**t) ** 0.5) for t in set(steps)}
+    step_sizes = [lr_p / bc[t][0] for lr_p, t in zip(lrs, steps)]   # η/(1−β₁ᵗ)
+    bc2_sqrts = [bc[t][1] for t in steps]                            # √(1−β₂ᵗ)
     return lrs, wds, step_sizes, bc2_sqrts
 
 
@@ -145,19 +147,17 @@ def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta
     scheduled learning rate) is passed as a tensor: a Python float would be
     baked into the compiled code and force a recompilation at every step.
     """
-    if isinstance(lr, torch.Tensor) or isinstance(weight_decay, torch.Tensor):
+    hyper = per_param_hyper(params, steps=steps, lr=lr, weight_decay=weight_decay,
+                            beta1=beta1, beta2=beta2)
+    if not isinstance(lr, torch.Tensor) and not isinstance(weight_decay, torch.Tensor):
+        # one host-to-device copy for the whole group; each row is indexed
+        # per parameter inside the compiled code (few tensors: few guards)
+        hyper = torch.tensor(hyper, dtype=torch.float64).to(params[0].device).unbind()
+    else:
         # a sweep: per-model tensors stay as they are (already shaped, in the
         # parameter's dtype); floats become 0-d tensors
-        hyper = per_param_hyper(params, steps=steps, lr=lr, weight_decay=weight_decay,
-                                beta1=beta1, beta2=beta2)
         hyper = [[x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64, device=p.device)
                   for x, p in zip(xs, params)] for xs in hyper]
-    else:
-        # (η, λ, η/(1−β₁ᵗ), √(1−β₂ᵗ)) once per distinct step t (usually one), one
-        # host-to-device copy for the whole group; each column is indexed per
-        # parameter inside the compiled code (few tensors: few guards)
-        row = {t: (lr, weight_decay, lr / (1 - beta1**t), (1 - beta2**t) ** 0.5) for t in set(steps)}
-        hyper = torch.tensor([row[t] for t in steps], dtype=torch.float64).to(params[0].device).T.unbind()
     lrs, wds, step_sizes, bc2_sqrts = hyper
     _compiled_adam_loop()(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds,
                           step_sizes=step_sizes, bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2,

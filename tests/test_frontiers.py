@@ -94,7 +94,7 @@ def test_relative_norm_and_distance():
     ref = {"W1": m.W1.detach() * 2}
     torch.testing.assert_close(Fr.relative_norm(m, ref), torch.full((2,), 0.5))
     torch.testing.assert_close(Fr.relative_distance(m, ref), torch.full((2,), 0.5))
-    torch.testing.assert_close(Fr.weight_norm(m, ("W1",)), m.W1.detach().flatten(1).norm(dim=1))
+    torch.testing.assert_close(E.weight_norm(m, ("W1",)), m.W1.detach().flatten(1).norm(dim=1))
 
 
 def test_label_skew_split(digits):
