@@ -7,7 +7,8 @@ Submodules:
 - ``optim``: ``AdamW``, ``AdamL2``, ``AdamWProx``, ``SGDW``, ``SGDL2`` (drop-ins
   for ``torch.optim``, batched sweeps with per-model ``lr``/``weight_decay``)
   and ``param_groups``; the kernels behind them are in ``functional``
-  (per-tensor, foreach, compiled) and ``triton_kernels``.
+  (per-tensor, foreach, compiled), ``cpp_kernel`` (fused C++, CPU) and
+  ``triton_kernels`` (fused Triton, GPU).
 """
 from adamw_lab import reference
 from adamw_lab.plotting import use_book_style

@@ -13,7 +13,9 @@ model along the leading dimension).  The bias corrections are computed by the
 caller in float64 Python arithmetic, like ``torch.optim.AdamW`` does, and
 passed in as ``step_size = lr/(1−β₁ᵗ)`` and ``bc2_sqrt = √(1−β₂ᵗ)``.
 
-The Triton kernel lives in :mod:`adamw_lab.triton_kernels`.
+The fused kernels live in :mod:`adamw_lab.triton_kernels` (GPU) and
+:mod:`adamw_lab.cpp_kernel` (CPU); :func:`fused_launches` builds the tables
+that both read.
 """
 from __future__ import annotations
 
@@ -162,6 +164,74 @@ def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta
     _compiled_adam_loop()(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds,
                           step_sizes=step_sizes, bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2,
                           eps=eps, decay=decay, maximize=maximize)
+
+
+# ------------------------------------------- the tables of the fused kernels
+class Launch:
+    """What one call of a fused kernel (Triton or C++) needs: tensors of one dtype,
+    device and step number t, described by tables that the kernel reads.
+
+    ``rows``: per tensor ``[w, g, m, v, v_max]`` addresses (``v_max`` = ``v``
+    without amsgrad), ``numel`` and elements per model; ``hyper``:
+    ``[β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}]`` in float64.
+    """
+
+    def __init__(self, dtype, device, step, n_models):
+        self.dtype, self.device, self.step, self.n_models = dtype, device, step, n_models
+        self.rows, self.hyper = [], []
+        self.keep_alive = []   # temporaries must outlive an asynchronous launch
+        self.write_back = []   # (original, contiguous copy) pairs to copy back afterwards
+
+    def finish(self):
+        """Copy the updates of strided tensors back into them."""
+        for original, copy in self.write_back:
+            original.copy_(copy)
+
+
+def _flat_compatible(p, *others) -> bool:
+    """True when ``p`` and ``others`` fill ``numel`` consecutive elements with one layout.
+
+    Then element ``k`` of each array in memory order belongs to the same
+    coordinate, and a kernel can treat them all as flat arrays (a transposed
+    weight qualifies; a slice with gaps does not).
+    """
+    by_stride = sorted(range(p.dim()), key=lambda d: -p.stride(d))
+    dense = p.permute(by_stride).is_contiguous()
+    return dense and all(t.stride() == p.stride() for t in others)
+
+
+def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps):
+    """The :class:`Launch` es of one step of a fused kernel: one per (dtype, device, t).
+
+    In practice one per parameter group.  A tensor whose layout a kernel
+    cannot treat as flat (a strided view) is updated through contiguous
+    copies, written back by :meth:`Launch.finish`.
+    """
+    amsgrad = bool(vmaxs)
+    per_model = any(isinstance(x, torch.Tensor) and x.dim() == 1 for x in (lr, weight_decay))
+    launches = {}
+    for i, p in enumerate(params):
+        key = (p.dtype, p.device, steps[i])
+        if key not in launches:
+            launches[key] = Launch(*key, n_models=p.shape[0] if per_model else 1)
+        launch = launches[key]
+        p, g, m, v = p, grads[i], ms[i], vs[i]
+        vmax = vmaxs[i] if amsgrad else v
+        if g.dtype != p.dtype:
+            g = g.to(p.dtype)
+        contiguous = p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and v.is_contiguous()
+        if not (contiguous and vmax.is_contiguous()) and not _flat_compatible(p, g, m, v, vmax):
+            flat = [x.contiguous() for x in (p, g, m, v, vmax)]
+            launch.write_back += [(x, f) for x, f in zip((p, m, v, vmax), flat[:1] + flat[2:]) if x is not f]
+            p, g, m, v, vmax = flat
+        launch.keep_alive += [g, p, m, v, vmax]
+        launch.rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
+                            p.numel(), max(p.numel() // launch.n_models, 1)])
+    for (_, _, t), launch in launches.items():
+        lrs = torch.as_tensor(lr, dtype=torch.float64).expand(launch.n_models).tolist()
+        wds = torch.as_tensor(weight_decay, dtype=torch.float64).expand(launch.n_models).tolist()
+        launch.hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
+    return list(launches.values())
 
 
 # ---------------------------------------------------------- SGD with momentum

@@ -22,15 +22,16 @@ import math
 
 import torch
 
+from adamw_lab import cpp_kernel, triton_kernels
 from adamw_lab import functional as F
-from adamw_lab import triton_kernels
 
-IMPLS = ("per_tensor", "foreach", "compiled", "triton")
+IMPLS = ("per_tensor", "foreach", "compiled", "cpp", "triton")
 
 _ADAM_IMPLS = {
     "per_tensor": F.adam_per_tensor,
     "foreach": F.adam_foreach,
     "compiled": F.adam_compiled,
+    "cpp": cpp_kernel.adam_cpp,
     "triton": triton_kernels.adam_triton,
 }
 _SGD_IMPLS = {"per_tensor": F.sgd_per_tensor, "foreach": F.sgd_foreach}
@@ -40,21 +41,28 @@ def available_impls(device) -> list[str]:
     """Implementations that can run on ``device`` (a ``torch.device`` or string)."""
     device = torch.device(device)
     impls = ["per_tensor", "foreach", "compiled"]
+    if cpp_kernel.available(device):
+        impls.append("cpp")
     if triton_kernels.available(device):
         impls.append("triton")
     return impls
 
 
 def default_impl(device) -> str:
-    """The fastest implementation on ``device`` that needs no compilation step.
+    """The fastest implementation on ``device`` that needs no ``torch.compile``.
 
-    On a GPU it is the fused Triton kernel.  On the CPU it is ``foreach``:
-    ``compiled`` is as fast per step (see the appendix 从公式到内核) but costs
-    seconds of compilation at the first step and needs a C++ compiler, so it
-    is opt-in (``impl="compiled"``).
+    On a GPU it is the fused Triton kernel, on the CPU the fused C++ kernel
+    (it compiles in about a second, once per machine); without Triton or a
+    C++ compiler, ``foreach``.  ``compiled`` (``torch.compile``) is opt-in:
+    it costs tens of seconds of compilation at the first step and is not
+    faster per step (see the appendix 从公式到内核).
     """
     device = torch.device(device)
-    return "triton" if device.type == "cuda" and triton_kernels.available(device) else "foreach"
+    if device.type == "cuda" and triton_kernels.available(device):
+        return "triton"
+    if cpp_kernel.available(device):
+        return "cpp"
+    return "foreach"
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, *, batched: bool = False):
@@ -140,7 +148,8 @@ class _Base(torch.optim.Optimizer):
         """The implementation function for ``group``: ``impl``, else ``fused``/``foreach``, else default."""
         impl = group["impl"]
         if impl is None and group.get("fused"):
-            impl = "triton" if "triton" in self._impls and triton_kernels.available(device) else "compiled"
+            fused = [i for i in ("triton", "cpp") if i in self._impls and i in available_impls(device)]
+            impl = fused[0] if fused else "compiled"
         if impl is None and group.get("foreach"):
             impl = "foreach"
         if impl is None:
@@ -150,6 +159,9 @@ class _Base(torch.optim.Optimizer):
         if impl == "triton" and not triton_kernels.available(device):
             raise RuntimeError(f"impl='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1); "
                                f"parameters are on {device}")
+        if impl == "cpp" and device.type != "cpu":
+            raise RuntimeError(f"impl='cpp' runs on the CPU; parameters are on {device} "
+                               f"(choose impl='triton' or 'foreach')")
         return self._impls[impl]
 
     def _params_with_grad(self, group):
@@ -229,9 +241,10 @@ class AdamW(_Adam):
     """Drop-in for ``torch.optim.AdamW``: same arguments, defaults and ``state_dict``.
 
     ``impl`` chooses the implementation: ``"per_tensor"``, ``"foreach"``,
-    ``"compiled"`` (``torch.compile``) or ``"triton"`` (fused kernel, CUDA);
-    ``None`` takes :func:`default_impl` of the parameters' device.
-    ``foreach=True`` means ``"foreach"``, ``fused=True`` the fused kernel.
+    ``"compiled"`` (``torch.compile``), ``"cpp"`` (fused C++ kernel, CPU) or
+    ``"triton"`` (fused Triton kernel, CUDA); ``None`` takes
+    :func:`default_impl` of the parameters' device.  ``foreach=True`` means
+    ``"foreach"``, ``fused=True`` the fused kernel of the device.
 
     Batched sweep: ``lr`` and ``weight_decay`` may be 1-D tensors of length M
     when every parameter of the group has leading dimension M; model ``k``

@@ -21,6 +21,8 @@ import os
 
 import torch
 
+from adamw_lab import functional as F
+
 try:
     import triton
     import triton.language as tl
@@ -122,18 +124,6 @@ def _block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
     return torch.stack([tensor, start], 1).to(device)
 
 
-def _flat_compatible(p, *others) -> bool:
-    """True when ``p`` and ``others`` fill ``numel`` consecutive elements with one layout.
-
-    Then element ``k`` of each array in memory order belongs to the same
-    coordinate, and the kernel can treat them all as flat arrays (a
-    transposed weight qualifies; a slice with gaps does not).
-    """
-    by_stride = sorted(range(p.dim()), key=lambda d: -p.stride(d))
-    dense = p.permute(by_stride).is_contiguous()
-    return dense and all(t.stride() == p.stride() for t in others)
-
-
 def _to_device(x: torch.Tensor, device) -> torch.Tensor:
     if device.type != "cuda":
         return x
@@ -144,44 +134,22 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
                 decay, maximize):
     """The fused kernel; same signature as :func:`adamw_lab.functional.adam_per_tensor`.
 
-    One launch per (dtype, step number); in practice one per parameter group.
-    A tensor whose layout the kernel cannot treat as flat (a strided view) is
-    updated through contiguous copies that are written back afterwards.
+    One launch per (dtype, step number); in practice one per parameter group
+    (:func:`adamw_lab.functional.fused_launches` builds the tables).
     """
-    amsgrad = bool(vmaxs)
-    per_model = any(isinstance(x, torch.Tensor) and x.dim() == 1 for x in (lr, weight_decay))
-    launches = {}
-    for i, p in enumerate(params):
-        launches.setdefault((p.dtype, p.device, steps[i]), []).append(i)
-    for (dtype, device, t), idx in launches.items():
-        rows, keep_alive, write_back = [], [], []
-        for i in idx:
-            p, g, m, v = params[i], grads[i], ms[i], vs[i]
-            vmax = vmaxs[i] if amsgrad else v
-            if g.dtype != dtype:
-                g = g.to(dtype)
-            contiguous = p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and v.is_contiguous()
-            if not (contiguous and vmax.is_contiguous()) and not _flat_compatible(p, g, m, v, vmax):
-                flat = [x.contiguous() for x in (p, g, m, v, vmax)]
-                write_back += [(x, f) for x, f in zip((p, m, v, vmax), flat[:1] + flat[2:]) if x is not f]
-                p, g, m, v, vmax = flat
-            keep_alive += [g, p, m, v, vmax]   # temporaries must outlive the (asynchronous) launch
-            n_models = p.shape[0] if per_model else 1
-            rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
-                         p.numel(), max(p.numel() // n_models, 1)])
-        n_models = params[idx[0]].shape[0] if per_model else 1
-        lrs = torch.as_tensor(lr, dtype=torch.float64).expand(n_models).tolist()
-        wds = torch.as_tensor(weight_decay, dtype=torch.float64).expand(n_models).tolist()
-        hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
+    for launch in F.fused_launches(params, grads, ms, vs, vmaxs, steps=steps, lr=lr,
+                                   weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps):
+        device = launch.device
         # two small host-to-device copies per launch, the tensor table and the hyperparameters,
         # from pinned memory so that the host need not wait for the previous step's kernel
-        tensors = _to_device(torch.tensor(rows, dtype=torch.int64), device)
-        hyper = _to_device(torch.tensor(hyper, dtype=torch.float64), device)
-        blocks = _block_table(tuple(r[5] for r in rows), str(device), BLOCK)
-        acc = tl.float64 if dtype == torch.float64 else tl.float32
+        tensors = _to_device(torch.tensor(launch.rows, dtype=torch.int64), device)
+        hyper = _to_device(torch.tensor(launch.hyper, dtype=torch.float64), device)
+        blocks = _block_table(tuple(r[5] for r in launch.rows), str(device), BLOCK)
+        acc = tl.float64 if launch.dtype == torch.float64 else tl.float32
         adam_kernel[(blocks.shape[0],)](
-            tensors, blocks, hyper, n_models, DTYPE=_tl_dtype(dtype), ACC=acc, DECAY=decay,
-            AMSGRAD=amsgrad, MAXIMIZE=maximize, PER_MODEL=per_model, BLOCK=BLOCK,
+            tensors, blocks, hyper, launch.n_models, DTYPE=_tl_dtype(launch.dtype), ACC=acc,
+            DECAY=decay, AMSGRAD=bool(vmaxs), MAXIMIZE=maximize,
+            PER_MODEL=launch.n_models > 1, BLOCK=BLOCK,
             num_warps=NUM_WARPS)
-        for original, copy in write_back:
-            original.copy_(copy)
+        launch.finish()
+

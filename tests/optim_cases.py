@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 
 import adamw_lab
+from adamw_lab import cpp_kernel
+
+# "cpp" as a pytest parameter: skipped, saying why, where no C++ compiler works
+CPP = pytest.param("cpp", marks=pytest.mark.skipif(not cpp_kernel.available("cpu"),
+                                                   reason="impl='cpp' needs a C++ compiler"))
 
 
 class SmallNet(torch.nn.Module):

@@ -8,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adamw_lab
-from adamw_lab import optim, reference
-from optim_cases import (SmallNet, check_matches_torch, check_prox_matches_reference,
+from adamw_lab import cpp_kernel, optim, reference
+from optim_cases import (CPP, SmallNet, check_matches_torch, check_prox_matches_reference,
                          train_pair)
 
-IMPLS = ["per_tensor", "foreach"]   # compiled: test_kernels_compiled.py; triton: test_kernels_triton.py
+# compiled: test_kernels_compiled.py; triton: test_kernels_triton.py; cpp-only cases: test_kernels_cpp.py
+IMPLS = ["per_tensor", "foreach", CPP]
+SGD_IMPLS = ["per_tensor", "foreach"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -29,7 +31,7 @@ def test_prox_matches_reference(impl):
     check_prox_matches_reference(impl, "cpu")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", SGD_IMPLS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 def test_sgdl2_matches_torch_sgd(impl, dtype):
     kw = dict(lr=0.05, momentum=0.9, weight_decay=0.1)
@@ -40,7 +42,7 @@ def test_sgdl2_matches_torch_sgd(impl, dtype):
         torch.testing.assert_close(p, q, **tol)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", SGD_IMPLS)
 @pytest.mark.parametrize("name,rule", [("SGDW", reference.sgdw_step), ("SGDL2", reference.sgd_l2_step)])
 def test_sgd_matches_reference(impl, name, rule):
     rng = np.random.default_rng(0)
@@ -60,7 +62,7 @@ RULES = {"AdamW": reference.adamw_step, "AdamL2": reference.adam_l2_step,
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(name=st.sampled_from(sorted(RULES)), impl=st.sampled_from(IMPLS),
+@given(name=st.sampled_from(sorted(RULES)), impl=st.sampled_from(["per_tensor", "foreach"] + ["cpp"] * cpp_kernel.available("cpu")),
        lr=st.floats(1e-5, 1.0), weight_decay=st.floats(0.0, 10.0),
        beta1=st.floats(0.0, 0.99), beta2=st.floats(0.0, 0.9999), eps=st.floats(1e-10, 1e-2),
        seed=st.integers(0, 2**16))
@@ -205,10 +207,15 @@ def test_batched_param_groups_skip_the_model_dimension():
 
 
 def test_default_implementation_and_flags():
-    assert optim.default_impl("cpu") == "foreach"
+    fused = "cpp" if cpp_kernel.available("cpu") else "foreach"
+    assert optim.default_impl("cpu") == fused
     assert {"per_tensor", "foreach", "compiled"} <= set(optim.available_impls("cpu"))
     p = torch.nn.Parameter(torch.zeros(2))
     opt = adamw_lab.AdamW([p], foreach=True)
     assert opt._impl_for(opt.param_groups[0], p.device) is optim.F.adam_foreach
+    if fused == "cpp":
+        opt = adamw_lab.AdamW([p], fused=True)
+        assert opt._impl_for(opt.param_groups[0], p.device) is cpp_kernel.adam_cpp
+        assert adamw_lab.SGDW([p])._impl_for(opt.param_groups[0], p.device) is optim.F.sgd_foreach
     with pytest.raises(RuntimeError, match="fused"):
         adamw_lab.AdamW([p], foreach=True, fused=True)

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 import adamw_lab
-from optim_cases import check_sweep_matches_loop
+from optim_cases import CPP, check_sweep_matches_loop
 
 
-@pytest.mark.parametrize("impl", ["per_tensor", "foreach"])
+@pytest.mark.parametrize("impl", ["per_tensor", "foreach", CPP])
 @pytest.mark.parametrize("name", ["AdamW", "AdamL2"])
 def test_sweep_matches_loop_of_torch_runs(impl, name):
     check_sweep_matches_loop(impl, name, "cpu")
