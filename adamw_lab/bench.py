@@ -3,10 +3,12 @@
 For every implementation, next to ``torch.optim.AdamW(foreach=True)`` and
 ``(fused=True)`` measured in the same run, it prints the time per step, the
 effective bandwidth at 28 bytes per fp32 parameter (read w, g, m, v; write
-w, m, v), the ratio to torch fused (> 1 is faster), the share of a
+w, m, v), the ratio to torch fused (> 1 is faster; the median, and the
+range of the ratios paired within each timing round), the share of a
 streaming-bandwidth roofline (a plain copy) measured in the same run, and
-the compile time where there is one.  Two workloads: one flat tensor, and the parameter list
-of a GPT-2-small-shaped transformer (148 tensors).
+the compile time where there is one (``torch.compile``'s first step, the
+C++ kernel's build from an empty cache).  Two workloads: one flat tensor,
+and the parameter list of a GPT-2-small-shaped transformer (148 tensors).
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch._inductor.config  # noqa: F401  (cold-compile timing below)
@@ -26,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import adamw_lab
-from adamw_lab import optim, triton_kernels
+from adamw_lab import cpp_kernel, optim, triton_kernels
 
 BYTES_PER_PARAM = 28   # fp32: read w, g, m, v (16 B) + write w, m, v (12 B)
 
@@ -83,10 +87,17 @@ def calls_per_sample(fn, device, min_time=0.04):
 
 
 def time_interleaved(fns, device, *, rounds=7):
-    """Seconds per call of each of ``fns``: median over rounds that take turns.
+    """Seconds per call of each of ``fns``: the median of :func:`time_rounds`."""
+    return [statistics.median(s) for s in time_rounds(fns, device, rounds=rounds)]
 
-    Taking turns spreads slow drifts of a shared machine (clock, neighbours)
-    over all contenders instead of penalising whichever ran during them.
+
+def time_rounds(fns, device, *, rounds=7):
+    """Seconds per call of each of ``fns`` (a list per function, one entry per round).
+
+    In each round every function runs in turn.  Taking turns spreads slow
+    drifts of a shared machine (clock, neighbours) over all contenders
+    instead of penalising whichever ran during them, and entries of the same
+    round are comparable: their ratio is one paired measurement.
     """
     counts = [calls_per_sample(fn, device) for fn in fns]
     samples = [[] for _ in fns]
@@ -98,7 +109,7 @@ def time_interleaved(fns, device, *, rounds=7):
                 fn()
             _sync(device)
             out.append((time.perf_counter() - t0) / n)
-    return [statistics.median(s) for s in samples]
+    return samples
 
 
 def stream_bandwidth(n_params, device):
@@ -115,15 +126,23 @@ def stream_bandwidth(n_params, device):
 
 
 def contenders(device):
-    """(name, optimizer factory, needs compile) for every implementation on ``device``."""
-    out = [("torch foreach", lambda ps: torch.optim.AdamW(ps, foreach=True), False),
-           ("torch fused", lambda ps: torch.optim.AdamW(ps, fused=True), False)]
+    """(name, optimizer factory, compiles) for every implementation on ``device``."""
+    out = [("torch foreach", lambda ps: torch.optim.AdamW(ps, foreach=True), None),
+           ("torch fused", lambda ps: torch.optim.AdamW(ps, fused=True), None)]
     for impl in optim.available_impls(device):
         if impl == "triton" and triton_kernels.interpreting():
             continue
         out.append((f"adamw_lab {impl}", lambda ps, impl=impl: adamw_lab.AdamW(ps, impl=impl),
-                    impl == "compiled"))
+                    impl if impl in ("compiled", "cpp") else None))
     return out
+
+
+def cold_build_seconds() -> float:
+    """Seconds to compile the C++ kernel from scratch (into a fresh cache)."""
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        cpp_kernel._compile(cpp_kernel.compiler(), cpp_kernel.FLAG_SETS[0], Path(cache) / "k.so")
+        return time.perf_counter() - t0
 
 
 def bench_workload(label, shapes, device, skip=()):
@@ -142,14 +161,19 @@ def bench_workload(label, shapes, device, skip=()):
         _sync(device)
         names.append(name)
         steps.append(opt.step)
-        compile_s.append(time.perf_counter() - t0 if compiles else None)
-    seconds = time_interleaved(steps, device)
-    rows = [dict(workload=label, impl=name, n_params=n_params, n_tensors=len(shapes),
-                 ms_per_step=s * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / s / 1e9, compile_s=c)
-            for name, s, c in zip(names, seconds, compile_s)]
-    fused = next(r for r in rows if r["impl"] == "torch fused")
+        compile_s.append(time.perf_counter() - t0 if compiles == "compiled"
+                         else cold_build_seconds() if compiles == "cpp" else None)
+    samples = time_rounds(steps, device)
+    fused = samples[names.index("torch fused")]
+    rows = []
+    for name, times, c in zip(names, samples, compile_s):
+        s = statistics.median(times)
+        per_round = [f / t for f, t in zip(fused, times)]   # paired ratios: the noise of the ratio
+        rows.append(dict(workload=label, impl=name, n_params=n_params, n_tensors=len(shapes),
+                         ms_per_step=s * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / s / 1e9,
+                         compile_s=c, vs_torch_fused=statistics.median(fused) / s,
+                         vs_torch_fused_range=[min(per_round), max(per_round)]))
     for r in rows:
-        r["vs_torch_fused"] = fused["ms_per_step"] / r["ms_per_step"]
         r["pct_of_stream_roofline"] = 100 * r["gb_per_s"] / (roofline / 1e9)
         r["stream_gb_per_s"] = roofline / 1e9
     return rows
@@ -202,6 +226,36 @@ def tune_triton(n_params, device, configs=((1024, 4), (2048, 4), (2048, 8), (409
     return rows
 
 
+def tune_prefetch(n_params, distances=(0, 512, 1024, 2048, 4096, 8192), rounds=11):
+    """Time the C++ kernel on one flat tensor for several prefetch distances (bytes), with
+    torch fused in the same interleaved run; return rows (``prefetch_bytes`` None: torch fused)."""
+    params = make_params([(n_params,)], torch.device("cpu"))
+    opt, fused = adamw_lab.AdamW(params, impl="cpp"), torch.optim.AdamW(params, fused=True)
+    opt.step()
+    fused.step()
+    default = cpp_kernel.PREFETCH_BYTES
+
+    def at(distance):
+        def step():
+            cpp_kernel.PREFETCH_BYTES = distance
+            opt.step()
+        return step
+
+    try:
+        samples = time_rounds([fused.step] + [at(d) for d in distances], torch.device("cpu"),
+                              rounds=rounds)
+    finally:
+        cpp_kernel.PREFETCH_BYTES = default
+    rows = []
+    for d, times in zip((None,) + tuple(distances), samples):
+        t = statistics.median(times)
+        per_round = [f / x for f, x in zip(samples[0], times)]
+        rows.append(dict(prefetch_bytes=d, ms_per_step=t * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / t / 1e9,
+                         vs_torch_fused=statistics.median(samples[0]) / t,
+                         vs_torch_fused_range=[min(per_round), max(per_round)]))
+    return rows
+
+
 def machine():
     info = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                 cpu_threads=torch.get_num_threads(), python=platform.python_version(),
@@ -231,15 +285,27 @@ def run(size="cpu", device=None, skip=()):
 
 def format_table(record):
     head = (f"{'workload':<22}{'implementation':<22}{'ms/step':>9}{'GB/s':>8}"
-            f"{'vs fused':>10}{'% roof':>8}{'compile s':>11}")
+            f"{'vs fused':>10}{'(per round)':>13}{'% roof':>8}{'compile s':>11}")
     lines = [f"{record['date']}  {record['device']}  {record['machine'].get('gpu') or record['machine'].get('cpu', '')}",
              head, "-" * len(head)]
     for r in record["results"]:
         compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else ""
+        lo, hi = r.get("vs_torch_fused_range") or (r["vs_torch_fused"],) * 2   # older records: none
         lines.append(f"{r['workload']:<22}{r['impl']:<22}{r['ms_per_step']:>9.3f}{r['gb_per_s']:>8.1f}"
-                     f"{r['vs_torch_fused']:>9.2f}x{r['pct_of_stream_roofline']:>7.0f}%{compile_s:>11}")
+                     f"{r['vs_torch_fused']:>9.2f}x{f'{lo:.2f}-{hi:.2f}':>13}"
+                     f"{r['pct_of_stream_roofline']:>7.0f}%{compile_s:>11}")
     lines.append("stream roofline (best of copy_ and neg_): " + ", ".join(
         sorted({f"{r['workload']}: {r['stream_gb_per_s']:.1f} GB/s" for r in record["results"]})))
+    return "\n".join(lines)
+
+
+def format_prefetch(rows):
+    lines = []
+    for r in rows:
+        name = "torch fused" if r["prefetch_bytes"] is None else f"cpp, prefetch {r['prefetch_bytes']} B ahead"
+        lo, hi = r["vs_torch_fused_range"]
+        lines.append(f"{name:<32}{r['ms_per_step']:8.3f} ms {r['gb_per_s']:7.1f} GB/s"
+                     f"{r['vs_torch_fused']:7.2f}x  ({lo:.2f}-{hi:.2f} per round)")
     return "\n".join(lines)
 
 
@@ -251,17 +317,21 @@ def main(argv=None):
     parser.add_argument("--skip", nargs="*", default=(), help="skip implementations whose name contains this")
     parser.add_argument("--json", metavar="PATH", help="also write the record as JSON")
     parser.add_argument("--tune", action="store_true",
-                        help="also time the Triton kernel for a few block sizes (GPU)")
+                        help="also time the Triton kernel for a few block sizes (GPU), "
+                             "or the C++ kernel for a few prefetch distances (CPU)")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     size = args.size or ("full" if device.type == "cuda" else "cpu")
     record = run(size, device, args.skip)
     print(format_table(record))
-    if args.tune:
+    if args.tune and device.type == "cuda":
         record["triton_tuning"] = tune_triton(SIZES[size][0], device)
         for r in record["triton_tuning"]:
             print(f"triton BLOCK={r['block']:<5} num_warps={r['num_warps']:<3}"
                   f"{r['ms_per_step']:8.3f} ms {r['gb_per_s']:8.1f} GB/s")
+    elif args.tune and "cpp" in optim.available_impls(device):
+        record["prefetch_tuning"] = tune_prefetch(SIZES[size][0])
+        print(format_prefetch(record["prefetch_tuning"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)

@@ -228,8 +228,8 @@ def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, bet
         launch.rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
                             p.numel(), max(p.numel() // launch.n_models, 1)])
     for (_, _, t), launch in launches.items():
-        lrs = torch.as_tensor(lr, dtype=torch.float64).expand(launch.n_models).tolist()
-        wds = torch.as_tensor(weight_decay, dtype=torch.float64).expand(launch.n_models).tolist()
+        lrs, wds = (x.double().expand(launch.n_models).tolist() if isinstance(x, torch.Tensor)
+                    else [float(x)] * launch.n_models for x in (lr, weight_decay))
         launch.hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
     return list(launches.values())
 

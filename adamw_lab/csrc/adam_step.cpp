@@ -27,7 +27,7 @@ struct Row { int64_t p, g, m, v, vmax, numel, per_model; };
 // Scalars of one segment, formed in float64 and rounded once, as torch.optim does.
 template <typename T>
 struct Coef {
-  T sign, l2, shrink, one_minus_beta1, beta2, one_minus_beta2, bc2_sqrt, eps, step_size, prox;
+  T sign, l2, shrink, one_minus_beta1, beta2, one_minus_beta2, inv_bc2_sqrt, eps, step_size, prox;
 };
 
 // Elements [lo, hi) of one tensor, all of one model (one lr, one λ).
@@ -62,7 +62,8 @@ void update(const Row& r, int64_t lo, int64_t hi, const Coef<T>& c, int64_t ahea
         vhat = std::max(vmax[i], vi);
         vmax[i] = vhat;
       }
-      w -= c.step_size * (mi / (std::sqrt(vhat) / c.bc2_sqrt + c.eps));   // w − η·m̂/(√v̂+ε)
+      // w − η·m̂/(√v̂+ε); multiplying by 1/√(1−β₂ᵗ) saves a division per element
+      w -= c.step_size * (mi / (std::sqrt(vhat) * c.inv_bc2_sqrt + c.eps));
       if (DECAY == PROX) w /= c.prox;                    // proximal map of (λ/2)‖w‖²
       p[i] = w;
     }
@@ -100,7 +101,7 @@ void step(const Row* rows, const int64_t* blocks, int64_t n_blocks, int64_t bloc
       const int64_t hi = std::min(last, (model + 1) * r.per_model);
       const double lr = hyper[5 + model], wd = hyper[5 + n_models + model];
       const Coef<T> c{T(maximize ? -1 : 1), T(wd), T(1 - lr * wd), T(1 - beta1), T(beta2),
-                      T(1 - beta2), T(bc2_sqrt), T(eps), T(lr / bc1), T(1 + lr * wd)};
+                      T(1 - beta2), T(1 / bc2_sqrt), T(eps), T(lr / bc1), T(1 + lr * wd)};
       segment<T>(decay, amsgrad, r, lo, hi, c, ahead);
       lo = hi;
     }
