@@ -4,11 +4,12 @@ For every implementation, next to ``torch.optim.AdamW(foreach=True)`` and
 ``(fused=True)`` measured in the same run, it prints the time per step, the
 effective bandwidth at 28 bytes per fp32 parameter (read w, g, m, v; write
 w, m, v), the ratio to torch fused (> 1 is faster; the median, and the
-range of the ratios paired within each timing round), the share of a
-streaming-bandwidth roofline (a plain copy) measured in the same run, and
-the compile time where there is one (``torch.compile``'s first step, the
-C++ kernel's build from an empty cache).  Two workloads: one flat tensor,
-and the parameter list of a GPT-2-small-shaped transformer (148 tensors).
+interquartile range of the ratios paired within each timing round), the
+share of a streaming-bandwidth roofline (a plain copy) measured in the same
+run, and the compile time where there is one (``torch.compile``'s first
+step, the C++ kernel's build from an empty cache).  Two workloads: one flat
+tensor, and the parameter list of a GPT-2-small-shaped transformer (148
+tensors).
 """
 from __future__ import annotations
 
@@ -112,6 +113,14 @@ def time_rounds(fns, device, *, rounds=7):
     return samples
 
 
+def _iqr(xs):
+    """[first quartile, third quartile] of ``xs``."""
+    if len(xs) < 2:
+        return [xs[0], xs[0]]
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return [q1, q3]
+
+
 def stream_bandwidth(n_params, device):
     """Bytes per second of the best plain streaming op over as many bytes as one AdamW step.
 
@@ -172,7 +181,7 @@ def bench_workload(label, shapes, device, skip=()):
         rows.append(dict(workload=label, impl=name, n_params=n_params, n_tensors=len(shapes),
                          ms_per_step=s * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / s / 1e9,
                          compile_s=c, vs_torch_fused=statistics.median(fused) / s,
-                         vs_torch_fused_range=[min(per_round), max(per_round)]))
+                         vs_torch_fused_iqr=_iqr(per_round)))
     for r in rows:
         r["pct_of_stream_roofline"] = 100 * r["gb_per_s"] / (roofline / 1e9)
         r["stream_gb_per_s"] = roofline / 1e9
@@ -252,7 +261,7 @@ def tune_prefetch(n_params, distances=(0, 512, 1024, 2048, 4096, 8192), rounds=1
         per_round = [f / x for f, x in zip(samples[0], times)]
         rows.append(dict(prefetch_bytes=d, ms_per_step=t * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / t / 1e9,
                          vs_torch_fused=statistics.median(samples[0]) / t,
-                         vs_torch_fused_range=[min(per_round), max(per_round)]))
+                         vs_torch_fused_iqr=_iqr(per_round)))
     return rows
 
 
@@ -285,12 +294,12 @@ def run(size="cpu", device=None, skip=()):
 
 def format_table(record):
     head = (f"{'workload':<22}{'implementation':<22}{'ms/step':>9}{'GB/s':>8}"
-            f"{'vs fused':>10}{'(per round)':>13}{'% roof':>8}{'compile s':>11}")
+            f"{'vs fused':>10}{'(IQR)':>13}{'% roof':>8}{'compile s':>11}")
     lines = [f"{record['date']}  {record['device']}  {record['machine'].get('gpu') or record['machine'].get('cpu', '')}",
              head, "-" * len(head)]
     for r in record["results"]:
         compile_s = f"{r['compile_s']:.1f}" if r["compile_s"] is not None else ""
-        lo, hi = r.get("vs_torch_fused_range") or (r["vs_torch_fused"],) * 2   # older records: none
+        lo, hi = r.get("vs_torch_fused_iqr") or (r["vs_torch_fused"],) * 2   # older records: none
         lines.append(f"{r['workload']:<22}{r['impl']:<22}{r['ms_per_step']:>9.3f}{r['gb_per_s']:>8.1f}"
                      f"{r['vs_torch_fused']:>9.2f}x{f'{lo:.2f}-{hi:.2f}':>13}"
                      f"{r['pct_of_stream_roofline']:>7.0f}%{compile_s:>11}")
@@ -303,9 +312,9 @@ def format_prefetch(rows):
     lines = []
     for r in rows:
         name = "torch fused" if r["prefetch_bytes"] is None else f"cpp, prefetch {r['prefetch_bytes']} B ahead"
-        lo, hi = r["vs_torch_fused_range"]
+        lo, hi = r["vs_torch_fused_iqr"]
         lines.append(f"{name:<32}{r['ms_per_step']:8.3f} ms {r['gb_per_s']:7.1f} GB/s"
-                     f"{r['vs_torch_fused']:7.2f}x  ({lo:.2f}-{hi:.2f} per round)")
+                     f"{r['vs_torch_fused']:7.2f}x  (IQR {lo:.2f}-{hi:.2f})")
     return "\n".join(lines)
 
 

@@ -6,8 +6,8 @@ formula, one pass over memory for all tensors of a group, split between the
 threads of ``torch.get_num_threads()``.  It includes no PyTorch header, so it
 compiles in about a second, with the C++ compiler that ``torch.compile``
 needs too.  The library is cached in ``$ADAMW_LAB_CACHE`` (default
-``~/.cache/adamw_lab``), keyed by the source, the flags, the compiler and the
-CPU.
+``$XDG_CACHE_HOME/adamw_lab``, i.e. ``~/.cache/adamw_lab``), keyed by the
+source, the flags, the compiler and the CPU.
 """
 from __future__ import annotations
 
@@ -36,13 +36,15 @@ _DTYPES = {torch.float32: "float", torch.float64: "double"}
 
 
 def compiler() -> str | None:
-    """The C++ compiler to use: ``$CXX``, else the first of g++, c++, clang++ on the PATH."""
-    return os.environ.get("CXX") or next(
-        (c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+    """The C++ compiler: ``$CXX`` if set, else the first of g++, c++, clang++ on the PATH."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
+    return next((shutil.which(name) for name in names if shutil.which(name)), None)
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("ADAMW_LAB_CACHE", Path.home() / ".cache" / "adamw_lab"))
+    if os.environ.get("ADAMW_LAB_CACHE"):
+        return Path(os.environ["ADAMW_LAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adamw_lab"
 
 
 def _cpu_id() -> str:
@@ -74,8 +76,9 @@ def _build():
     """(library, None) or (None, error message); tried once per process."""
     cxx = compiler()
     if cxx is None:
-        return None, ("impl='cpp' needs a C++ compiler (g++ or clang++; on Debian or Ubuntu "
-                      "`apt install g++`, or set $CXX); choose impl='foreach' to run without one")
+        wanted = f"$CXX={os.environ['CXX']!r} was not found" if os.environ.get("CXX") else "none on the PATH"
+        return None, (f"impl='cpp' needs a C++ compiler ({wanted}): install g++ or clang++ "
+                      "(Debian/Ubuntu: `apt install g++`) or set $CXX, or choose impl='foreach'")
     source = SOURCE.read_text()
     errors = []
     for flags in FLAG_SETS:
@@ -85,8 +88,11 @@ def _build():
             if not path.exists():
                 _compile(cxx, flags, path)
             lib = ctypes.CDLL(str(path))
-        except (OSError, subprocess.CalledProcessError) as e:
-            errors.append(getattr(e, "stderr", None) or str(e))
+        except subprocess.CalledProcessError as e:
+            errors.append(f"$ {' '.join(e.cmd)}  (exit status {e.returncode})\n{e.stderr}".strip())
+            continue
+        except OSError as e:   # an unwritable cache, a library that does not load
+            errors.append(f"{e} (set $ADAMW_LAB_CACHE to a writable folder)")
             continue
         for dtype in _DTYPES.values():
             fn = getattr(lib, f"adam_step_{dtype}")

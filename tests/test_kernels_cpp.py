@@ -128,4 +128,5 @@ def test_without_a_working_compiler(cxx, tmp_path):
     assert "default foreach" in result.stdout and "default step ok" in result.stdout, result.stderr
     assert result.returncode != 0
     assert "BuildError" in result.stderr and "impl='foreach'" in result.stderr
+    assert ("was not found" if cxx.startswith("/") else "exit status 1") in result.stderr
     assert list(tmp_path.glob("*.so")) == []   # no half-written library left behind
