@@ -3,9 +3,10 @@
 The C++ twin of :mod:`adamw_lab.triton_kernels`: the same tensor table and
 hyperparameter table (:func:`adamw_lab.functional.fused_launches`), the same
 formula, one pass over memory for all tensors of a group, split between the
-threads of ``torch.get_num_threads()``.  It includes no PyTorch header, so it
-compiles in about a second, with the C++ compiler that ``torch.compile``
-needs too.  The library is cached in ``$ADAMW_LAB_CACHE`` (default
+threads of ``torch.get_num_threads()`` (``-fopenmp`` links libgomp; once
+torch is imported that is torch's own copy, so both share one thread pool).
+It includes no PyTorch header, so it compiles in about a second, with the
+C++ compiler that ``torch.compile`` needs too.  The library is cached in ``$ADAMW_LAB_CACHE`` (default
 ``$XDG_CACHE_HOME/adamw_lab``, i.e. ``~/.cache/adamw_lab``), keyed by the
 source, the flags, the compiler and the CPU.
 """
