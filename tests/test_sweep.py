@@ -61,7 +61,7 @@ def test_sweep_shape_mismatch_names_the_argument():
         adamw_lab.AdamL2([torch.nn.Parameter(torch.zeros(3, 2))], weight_decay=torch.zeros(2, 2))
 
 
-@pytest.mark.parametrize("impl", ["per_tensor", "foreach"])
+@pytest.mark.parametrize("impl", ["per_tensor", "foreach", CPP])
 def test_zero_dim_tensor_lr_is_a_scalar(impl):
     """A 0-d tensor lr (allowed by torch.optim) is one value for every model."""
     a = torch.nn.Parameter(torch.ones(3, 2, dtype=torch.float64))
