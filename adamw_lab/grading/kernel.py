@@ -1,4 +1,4 @@
-"""Entry point of the sandboxed kernel: set resource limits, load numpy and torch, run ipykernel.
+"""Entry point of the sandboxed kernel: resource limits, preloaded libraries, then ipykernel.
 
 ``python -m adamw_lab.grading.kernel -f CONNECTION_FILE`` is the ``argv`` of the
 grader's kernel spec.  The limits apply to the kernel and everything it starts.
@@ -36,9 +36,14 @@ def main() -> None:
         pass  # already a session leader
     # Load the heavy libraries before the first cell: a student's `import torch`
     # is then instant, so the per-cell timeout measures their code, not a cold
-    # import (seconds on a busy machine or a fresh install).
+    # import (seconds on a busy machine or a fresh install).  The same for
+    # adamw_lab (matplotlib comes with it) and its C++ kernel, which is
+    # compiled on a machine's first use.
     import numpy  # noqa: F401
     import torch  # noqa: F401
+    import adamw_lab.grading  # noqa: F401
+    from adamw_lab import cpp_kernel
+    cpp_kernel.available("cpu")
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance(argv=sys.argv[1:])
