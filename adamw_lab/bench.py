@@ -113,12 +113,14 @@ def time_rounds(fns, device, *, rounds=7):
     return samples
 
 
-def _iqr(xs):
-    """[first quartile, third quartile] of ``xs``."""
-    if len(xs) < 2:
-        return [xs[0], xs[0]]
-    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
-    return [q1, q3]
+def vs_reference(reference, times):
+    """Speed relative to ``reference`` from paired per-round times (> 1 is faster):
+    the median of the per-round ratios and their interquartile range."""
+    ratios = [r / t for r, t in zip(reference, times)]
+    if len(ratios) < 2:
+        return ratios[0], [ratios[0], ratios[0]]
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return median, [q1, q3]
 
 
 def stream_bandwidth(n_params, device):
@@ -177,11 +179,10 @@ def bench_workload(label, shapes, device, skip=()):
     rows = []
     for name, times, c in zip(names, samples, compile_s):
         s = statistics.median(times)
-        per_round = [f / t for f, t in zip(fused, times)]   # paired ratios: the noise of the ratio
+        ratio, iqr = vs_reference(fused, times)
         rows.append(dict(workload=label, impl=name, n_params=n_params, n_tensors=len(shapes),
                          ms_per_step=s * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / s / 1e9,
-                         compile_s=c, vs_torch_fused=statistics.median(per_round),
-                         vs_torch_fused_iqr=_iqr(per_round)))
+                         compile_s=c, vs_torch_fused=ratio, vs_torch_fused_iqr=iqr))
     for r in rows:
         r["pct_of_stream_roofline"] = 100 * r["gb_per_s"] / (roofline / 1e9)
         r["stream_gb_per_s"] = roofline / 1e9
@@ -258,10 +259,9 @@ def tune_prefetch(n_params, distances=(0, 512, 1024, 2048, 4096, 8192), rounds=1
     rows = []
     for d, times in zip((None,) + tuple(distances), samples):
         t = statistics.median(times)
-        per_round = [f / x for f, x in zip(samples[0], times)]
+        ratio, iqr = vs_reference(samples[0], times)
         rows.append(dict(prefetch_bytes=d, ms_per_step=t * 1e3, gb_per_s=BYTES_PER_PARAM * n_params / t / 1e9,
-                         vs_torch_fused=statistics.median(per_round),
-                         vs_torch_fused_iqr=_iqr(per_round)))
+                         vs_torch_fused=ratio, vs_torch_fused_iqr=iqr))
     return rows
 
 

@@ -6,9 +6,10 @@ formula, one pass over memory for all tensors of a group, split between the
 threads of ``torch.get_num_threads()`` (``-fopenmp`` links libgomp; once
 torch is imported that is torch's own copy, so both share one thread pool).
 It includes no PyTorch header, so it compiles in about a second, with the
-C++ compiler that ``torch.compile`` needs too.  The library is cached in ``$ADAMW_LAB_CACHE`` (default
-``$XDG_CACHE_HOME/adamw_lab``, i.e. ``~/.cache/adamw_lab``), keyed by the
-source, the flags, the compiler and the CPU.
+C++ compiler that ``torch.compile`` needs too.  The library is cached in
+``$ADAMW_LAB_CACHE`` (default ``$XDG_CACHE_HOME/adamw_lab``, i.e.
+``~/.cache/adamw_lab``), keyed by the source, the flags, the compiler and
+the CPU.
 """
 from __future__ import annotations
 
@@ -131,13 +132,6 @@ def available(device) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=64)
-def _block_table(numels: tuple) -> torch.Tensor:
-    """``[n_blocks, 2]`` int64: (tensor index, first element) of every block of work."""
-    return torch.tensor([(i, start) for i, n in enumerate(numels) for start in range(0, n, BLOCK)],
-                        dtype=torch.int64).reshape(-1, 2)
-
-
 def adam_cpp(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps,
              decay, maximize):
     """The fused CPU kernel; same signature as :func:`adamw_lab.functional.adam_per_tensor`.
@@ -149,16 +143,16 @@ def adam_cpp(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, be
     if any(p.dtype not in _DTYPES for p in params):   # bfloat16, float16: the per-tensor rule
         other = [i for i, p in enumerate(params) if p.dtype not in _DTYPES]
         rest = [i for i, p in enumerate(params) if p.dtype in _DTYPES]
-        hyper = dict(lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)
         F.adam_per_tensor(*_pick(other, params, grads, ms, vs, vmaxs), steps=_pick(other, steps)[0],
-                          decay=decay, maximize=maximize, **hyper)
+                          lr=lr, weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps,
+                          decay=decay, maximize=maximize)
         params, grads, ms, vs, vmaxs = _pick(rest, params, grads, ms, vs, vmaxs)
         steps = _pick(rest, steps)[0]
     for launch in F.fused_launches(params, grads, ms, vs, vmaxs, steps=steps, lr=lr,
                                    weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps):
         rows = torch.tensor(launch.rows, dtype=torch.int64)
         hyper = torch.tensor(launch.hyper, dtype=torch.float64)
-        blocks = _block_table(tuple(r[5] for r in launch.rows))
+        blocks = F.block_table(tuple(r[5] for r in launch.rows), "cpu", BLOCK)
         getattr(lib, f"adam_step_{_DTYPES[launch.dtype]}")(
             rows.data_ptr(), blocks.data_ptr(), blocks.shape[0], BLOCK, hyper.data_ptr(),
             launch.n_models, F.DECAYS.index(decay), bool(vmaxs), bool(maximize), PREFETCH_BYTES,

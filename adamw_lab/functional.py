@@ -188,6 +188,17 @@ class Launch:
             original.copy_(copy)
 
 
+@functools.lru_cache(maxsize=64)
+def block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
+    """``[n_blocks, 2]`` int64 on ``device``: (tensor index, first element) of every block of
+    ``block`` elements, the unit of work of a fused kernel (a Triton program, a C++ loop)."""
+    n_blocks = torch.tensor([-(-n // block) for n in numels])      # ceil(n / block)
+    tensor = torch.repeat_interleave(torch.arange(len(numels)), n_blocks)
+    first_block = torch.cumsum(n_blocks, 0) - n_blocks
+    start = (torch.arange(len(tensor)) - first_block[tensor]) * block
+    return torch.stack([tensor, start], 1).to(device)
+
+
 def _flat_compatible(p, *others) -> bool:
     """True when ``p`` and ``others`` fill ``numel`` consecutive elements with one layout.
 
@@ -215,7 +226,7 @@ def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, bet
         if key not in launches:
             launches[key] = Launch(*key, n_models=p.shape[0] if per_model else 1)
         launch = launches[key]
-        p, g, m, v = p, grads[i], ms[i], vs[i]
+        g, m, v = grads[i], ms[i], vs[i]
         vmax = vmaxs[i] if amsgrad else v
         if g.dtype != p.dtype:
             g = g.to(p.dtype)
@@ -227,7 +238,8 @@ def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, bet
         launch.keep_alive += [g, p, m, v, vmax]
         launch.rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
                             p.numel(), max(p.numel() // launch.n_models, 1)])
-    for (_, _, t), launch in launches.items():
+    for launch in launches.values():
+        t = launch.step
         lrs, wds = (x.double().expand(launch.n_models).tolist() if isinstance(x, torch.Tensor)
                     else [float(x)] * launch.n_models for x in (lr, weight_decay))
         launch.hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds

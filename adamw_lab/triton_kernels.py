@@ -16,7 +16,6 @@ tests use.
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -114,16 +113,6 @@ def _tl_dtype(dtype: torch.dtype):
             torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[dtype]
 
 
-@functools.lru_cache(maxsize=64)
-def _block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
-    """``[n_blocks, 2]`` int64: (tensor index, first element) of every program instance."""
-    n_blocks = torch.tensor([-(-n // block) for n in numels])      # ceil(n / block)
-    tensor = torch.repeat_interleave(torch.arange(len(numels)), n_blocks)
-    first_block = torch.cumsum(n_blocks, 0) - n_blocks
-    start = (torch.arange(len(tensor)) - first_block[tensor]) * block
-    return torch.stack([tensor, start], 1).to(device)
-
-
 def _to_device(x: torch.Tensor, device) -> torch.Tensor:
     if device.type != "cuda":
         return x
@@ -144,12 +133,11 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
         # from pinned memory so that the host need not wait for the previous step's kernel
         tensors = _to_device(torch.tensor(launch.rows, dtype=torch.int64), device)
         hyper = _to_device(torch.tensor(launch.hyper, dtype=torch.float64), device)
-        blocks = _block_table(tuple(r[5] for r in launch.rows), str(device), BLOCK)
+        blocks = F.block_table(tuple(r[5] for r in launch.rows), str(device), BLOCK)
         acc = tl.float64 if launch.dtype == torch.float64 else tl.float32
         adam_kernel[(blocks.shape[0],)](
             tensors, blocks, hyper, launch.n_models, DTYPE=_tl_dtype(launch.dtype), ACC=acc,
-            DECAY=decay, AMSGRAD=bool(vmaxs), MAXIMIZE=maximize,
-            PER_MODEL=launch.n_models > 1, BLOCK=BLOCK,
-            num_warps=NUM_WARPS)
+            DECAY=decay, AMSGRAD=bool(vmaxs), MAXIMIZE=maximize, PER_MODEL=launch.n_models > 1,
+            BLOCK=BLOCK, num_warps=NUM_WARPS)
         launch.finish()
 
