@@ -1,21 +1,23 @@
-"""adamw_lab: the code of the book 《AdamW 与解耦权重衰减》.
+"""adamw_lab: AdamW and decoupled weight decay, the code of the book 《AdamW 与解耦权重衰减》.
 
-Submodules:
-- ``reference``: NumPy float64 update rules that read like the book's formulas;
-- ``plotting``: ``use_book_style()``, the book's figure style;
-- ``notebook``: seeding, device choice and ``glue`` for the notebooks;
+The core (``pip install adamw-lab``: torch and numpy, nothing else):
+
 - ``optim``: ``AdamW``, ``AdamL2``, ``AdamWProx``, ``SGDW``, ``SGDL2`` (drop-ins
   for ``torch.optim``, batched sweeps with per-model ``lr``/``weight_decay``)
   and ``param_groups``; the kernels behind them are in ``functional``
   (per-tensor, foreach, compiled), ``cpp_kernel`` (fused C++, CPU) and
-  ``triton_kernels`` (fused Triton, GPU).
+  ``triton_kernels`` (fused Triton, GPU);
+- ``reference``: NumPy float64 update rules that read like the book's formulas;
+- ``theory``: the closed forms of Part I (half-life, λ*, proximal gap, ...);
+- ``bench``: ``python -m adamw_lab.bench``, every implementation against torch.
+
+Subpackages with their own extras: ``adamw_lab.book`` (``[book]``: plotting,
+notebook glue, the experiments of Part II) and ``adamw_lab.grading``
+(``[grading]``: the exercise checks and the batch grader).
 """
 from adamw_lab import reference
-from adamw_lab.plotting import use_book_style
-from adamw_lab.notebook import best_device, glue, seed_everything
 from adamw_lab.optim import AdamL2, AdamW, AdamWProx, SGDL2, SGDW, param_groups
 
 __version__ = "0.1.0"
 
-__all__ = ["reference", "use_book_style", "glue", "seed_everything", "best_device",
-           "AdamW", "AdamL2", "AdamWProx", "SGDW", "SGDL2", "param_groups"]
+__all__ = ["reference", "AdamW", "AdamL2", "AdamWProx", "SGDW", "SGDL2", "param_groups"]

@@ -1,7 +1,9 @@
-"""Command line of adamw_lab: ``adamw-lab grade`` and ``adamw-lab exercises``.
+"""Command line of adamw_lab: ``adamw-lab grade`` (needs the ``[grading]`` extra).
 
     adamw-lab grade SUBMISSION.ipynb... --out DIR [--jobs N] [--timeout S]
-    adamw-lab exercises [--solutions] [--check]   # regenerate the student notebooks from the solutions
+
+The student notebooks are generated from the solutions by a repository tool,
+``python tools/exercises.py``, which is not part of the installed package.
 """
 from __future__ import annotations
 
@@ -52,22 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--seed", type=int, help="seed of the grader's random inputs (default: fresh each run)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    ex = sub.add_parser("exercises", help="generate the student notebooks from the solution notebooks",
-                        description="Write exercises/exNN_*.ipynb from exercises/solutions/exNN_*.ipynb "
-                                    "(solution regions replaced by stubs) and execute them.")
-    ex.add_argument("--check", action="store_true", help="only report student notebooks that are out of date")
-    ex.add_argument("--no-execute", action="store_true", help="write without executing")
-    ex.add_argument("--solutions", action="store_true", help="also re-execute the solution notebooks in place first")
-    ex.add_argument("--root", type=Path, default=None, help="repository root (default: found from the package)")
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "grade":
-        return _grade(parser, args)
-    return _exercises(parser, args)
+    return _grade(parser, args)
 
 
 def _grade(parser, args) -> int:
@@ -92,23 +85,6 @@ def _grade(parser, args) -> int:
     flagged = sum(r["status"] != "ok" for r in results)
     print(f"graded {len(results)} submission(s): {full} with full marks, {flagged} with a status other than ok; "
           f"see {args.out / 'grades.csv'}")
-    return 0
-
-
-def _exercises(parser, args) -> int:
-    from adamw_lab.grading import generate
-
-    root = args.root or generate.repository_root()
-    if args.check:
-        stale = generate.stale(root)
-        for path, why in stale:
-            print(f"{path}: {why}; run `adamw-lab exercises`")
-        return 1 if stale else 0
-    if args.solutions:
-        for path in generate.execute_solutions(root):
-            print(f"executed {path}")
-    for path in generate.write_all(root, execute=not args.no_execute):
-        print(f"wrote {path}")
     return 0
 
 

@@ -96,7 +96,7 @@ def test_book_style_draws_chinese_without_missing_glyphs(tmp_path):
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    from adamw_lab import use_book_style
+    from adamw_lab.book import use_book_style
 
     use_book_style()
     fig, ax = plt.subplots()

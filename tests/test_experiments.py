@@ -1,10 +1,10 @@
-"""Fast tests of adamw_lab.experiments (the Part II helpers)."""
+"""Fast tests of adamw_lab.book.experiments (the Part II helpers)."""
 import math
 
 import pytest
 import torch
 
-from adamw_lab import experiments as E
+from adamw_lab.book import experiments as E
 
 
 def test_digits_split_shapes_and_range():

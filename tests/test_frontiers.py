@@ -1,12 +1,12 @@
-"""Tests of adamw_lab.frontiers (the chapter 前沿)."""
+"""Tests of adamw_lab.book.frontiers (the chapter 前沿)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from adamw_lab import experiments as E
-from adamw_lab import frontiers as Fr
+from adamw_lab.book import experiments as E
+from adamw_lab.book import frontiers as Fr
 
 
 @pytest.fixture(scope="module")

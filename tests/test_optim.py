@@ -199,7 +199,7 @@ def _adam_move(opt, p, lr):
 
 
 def test_batched_param_groups_skip_the_model_dimension():
-    from adamw_lab import experiments as E
+    from adamw_lab.book import experiments as E
     model = E.BatchedMLP([0, 1, 2], 5, 4, 3)
     groups = adamw_lab.param_groups(model, 0.1, batched=True)
     assert [id(p) for p in groups[0]["params"]] == [id(model.W1), id(model.W2)]

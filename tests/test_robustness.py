@@ -1,10 +1,10 @@
-"""Tests of the robustness helpers in adamw_lab.experiments (chapter 应用/鲁棒性)."""
+"""Tests of the robustness helpers in adamw_lab.book.experiments (chapter 应用/鲁棒性)."""
 import math
 
 import pytest
 import torch
 
-from adamw_lab import experiments as E
+from adamw_lab.book import experiments as E
 
 
 def test_spurious_data_correlations():

@@ -30,11 +30,11 @@ def repository_url() -> str:
 def setup_source(url: str | None = None) -> str:
     url = url or repository_url()
     return (
-        "# Colab setup: install adamw_lab from the book's repository when it is missing\n"
+        "# Colab setup: install adamw_lab (and what the notebooks need) when it is missing\n"
         "# (a no-op where it is installed, e.g. locally or in the book build).\n"
         "import importlib.util, subprocess, sys\n"
         'if importlib.util.find_spec("adamw_lab") is None:\n'
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "adamw-lab @ git+{url}"], check=True)'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "adamw-lab[notebooks] @ git+{url}"], check=True)'
     )
 
 

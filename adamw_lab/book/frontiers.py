@@ -1,6 +1,6 @@
 """Experiments of the chapter 前沿 (frontiers): fine-tuning, schedules, FedAvg, quantization.
 
-Everything trains *M models at once* like :mod:`adamw_lab.experiments`
+Everything trains *M models at once* like :mod:`adamw_lab.book.experiments`
 (every parameter has a leading model dimension M).  The one training loop
 here, :func:`fit`, writes the weight decay out by hand so that the two
 places where it can enter an Adam update are visible:
@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from adamw_lab import experiments as E
+from adamw_lab.book import experiments as E
 from adamw_lab.functional import _shaped
 
 __all__ = [
@@ -215,7 +215,7 @@ def weight_stats(w):
 @torch.no_grad()
 def quantize_model(model, bits=8, names=("W1", "W2")):
     """A copy of ``model`` whose weight matrices ``names`` are fake-quantized
-    (symmetric, one scale per tensor and model, :func:`adamw_lab.experiments.quantize`).
+    (symmetric, one scale per tensor and model, :func:`adamw_lab.book.experiments.quantize`).
     Biases stay in floating point, as in most int8 deployments."""
     q = copy.deepcopy(model)
     for n in names:

@@ -1,4 +1,8 @@
-"""Student notebooks from solution notebooks: ``adamw-lab exercises``.
+"""Student notebooks from solution notebooks (a repository tool, not installed).
+
+    python tools/make_exercises.py            # regenerate and execute the student notebooks
+    python tools/make_exercises.py --check    # exit 1 if a student notebook is out of date
+    python tools/make_exercises.py --solutions  # re-execute the solutions in place first
 
 The one source of each exercise is ``exercises/solutions/exNN_*.ipynb``.  In it,
 
@@ -12,7 +16,9 @@ executed, so that the book and Colab show every check saying 未完成.
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import sys
 import re
 from pathlib import Path
 
@@ -24,7 +30,7 @@ STUB = "{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError\n"
 
 
 def repository_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[1]
 
 
 def solution_paths(root: Path) -> list[Path]:
@@ -110,3 +116,28 @@ def write_all(root: Path, execute: bool = True) -> list[Path]:
         nbformat.write(nb, student_path(sol))
         written.append(student_path(sol))
     return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Write exercises/exNN_*.ipynb from exercises/solutions/exNN_*.ipynb "
+                                                 "(solution regions replaced by stubs) and execute them.")
+    parser.add_argument("--check", action="store_true", help="only report student notebooks that are out of date")
+    parser.add_argument("--no-execute", action="store_true", help="write without executing")
+    parser.add_argument("--solutions", action="store_true", help="also re-execute the solution notebooks in place first")
+    args = parser.parse_args(argv)
+    root = repository_root()
+    if args.check:
+        out_of_date = stale(root)
+        for path, why in out_of_date:
+            print(f"{path}: {why}; run `python tools/make_exercises.py`")
+        return 1 if out_of_date else 0
+    if args.solutions:
+        for path in execute_solutions(root):
+            print(f"executed {path}")
+    for path in write_all(root, execute=not args.no_execute):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
