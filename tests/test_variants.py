@@ -1,0 +1,155 @@
+"""adamw_lab.variants against the NumPy reference (adamw_lab.reference_variants) and torch.optim."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from adamw_lab import reference_variants as RV
+from adamw_lab import variants
+from optim_cases import CPP
+
+IMPLS = ["per_tensor", "foreach", CPP]
+BETAS, EPS = (0.8, 0.95), 1e-8
+
+
+def _problem(steps=40, shape=(5, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=shape), rng.normal(size=(steps,) + shape)
+
+
+def _cosine(t, steps, peak):
+    return peak * 0.5 * (1 + math.cos(math.pi * t / steps))
+
+
+def _run_torch(opt_factory, w0, grads, lrs=None):
+    w = torch.tensor(w0, requires_grad=True)
+    opt = opt_factory([w])
+    for t, g in enumerate(grads):
+        if lrs is not None:
+            opt.param_groups[0]["lr"] = lrs[t]
+        w.grad = torch.tensor(g)
+        opt.step()
+    return w.detach().numpy(), opt
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("decay", variants.DECAYS)
+def test_scheduled_decay_matches_reference_under_cosine(impl, decay):
+    w0, grads = _problem()
+    peak, wd = 0.05, 0.7
+    lrs = [_cosine(t, len(grads), peak) for t in range(len(grads))]
+    got, _ = _run_torch(lambda ps: variants.ScheduledDecayAdamW(
+        ps, lr=peak, decay=decay, weight_decay=wd, betas=BETAS, eps=EPS, impl=impl), w0, grads, lrs)
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t, g in enumerate(grads):
+        w, m, v = RV.scheduled_decay_adamw_step(w, g, m, v, t + 1, lr=lrs[t], max_lr=peak, decay=decay,
+                                                betas=BETAS, eps=EPS, weight_decay=wd)
+    tol = 1e-12
+    np.testing.assert_allclose(got, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("decay,torch_wd", [("standard", 0.3), ("independent", 0.3 / 0.02),
+                                            ("corrected", 0.3)])
+def test_constant_lr_equals_torch_adamw(decay, torch_wd):
+    """At a constant lr = max_lr, independent decay λ is torch's λ/lr and corrected decay is torch's."""
+    w0, grads = _problem(seed=1)
+    got, _ = _run_torch(lambda ps: variants.ScheduledDecayAdamW(ps, lr=0.02, decay=decay, weight_decay=0.3),
+                        w0, grads)
+    want, _ = _run_torch(lambda ps: torch.optim.AdamW(ps, lr=0.02, weight_decay=torch_wd), w0, grads)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_independent_decay_does_not_move_with_lr():
+    """Zero gradient: standard decay shrinks 10x faster at 10x lr, independent decay does not."""
+    shrink = {}
+    for decay in ("standard", "independent"):
+        for lr in (1e-3, 1e-2):
+            w = torch.ones(3, requires_grad=True)
+            opt = variants.ScheduledDecayAdamW([w], lr=lr, decay=decay, weight_decay=0.1)
+            for _ in range(5):
+                w.grad = torch.zeros(3)
+                opt.step()
+            shrink[decay, lr] = 1 - float(w.detach()[0])
+    assert shrink["standard", 1e-2] == pytest.approx(10 * shrink["standard", 1e-3], rel=0.05)
+    assert shrink["independent", 1e-2] == pytest.approx(shrink["independent", 1e-3], rel=1e-6)
+
+
+def test_works_with_a_torch_scheduler_and_keeps_weight_decay():
+    w0, grads = _problem(seed=2)
+    w = torch.tensor(w0, requires_grad=True)
+    opt = variants.ScheduledDecayAdamW([w], lr=0.1, decay="corrected", weight_decay=0.5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=len(grads))
+    ref, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t, g in enumerate(grads):
+        lr = opt.param_groups[0]["lr"]
+        w.grad = torch.tensor(g)
+        opt.step()
+        sched.step()
+        ref, m, v = RV.scheduled_decay_adamw_step(ref, g, m, v, t + 1, lr=lr, max_lr=0.1,
+                                                  weight_decay=0.5)
+    assert opt.param_groups[0]["weight_decay"] == 0.5
+    np.testing.assert_allclose(w.detach().numpy(), ref, rtol=1e-10, atol=1e-12)
+    state = opt.state_dict()
+    assert state["param_groups"][0]["max_lr"] == 0.1
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cautious_matches_reference(impl):
+    w0, grads = _problem(seed=3)
+    got, _ = _run_torch(lambda ps: variants.CautiousAdamW(ps, lr=0.05, weight_decay=2.0, betas=BETAS,
+                                                          eps=EPS, impl=impl), w0, grads)
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    masks = []
+    for t, g in enumerate(grads):
+        u = RV.adam_direction(g, m, v, t + 1, betas=BETAS, eps=EPS)[0]
+        masks.append(u * w > 0)
+        w, m, v = RV.cautious_adamw_step(w, g, m, v, t + 1, lr=0.05, betas=BETAS, eps=EPS, weight_decay=2.0)
+    masks = np.array(masks)
+    assert 0.1 < masks.mean() < 0.9, "the test must exercise both branches of the mask"
+    tol = 1e-12
+    np.testing.assert_allclose(got, w, rtol=tol, atol=tol)
+    # and it is not plain AdamW
+    plain, _ = _run_torch(lambda ps: torch.optim.AdamW(ps, lr=0.05, weight_decay=2.0, betas=BETAS, eps=EPS),
+                          w0, grads)
+    assert np.abs(plain - got).max() > 1e-3
+
+
+@pytest.mark.parametrize("cls,kw", [(variants.ScheduledDecayAdamW, dict(decay="corrected")),
+                                    (variants.CautiousAdamW, {})])
+def test_batched_sweep_equals_separate_runs(cls, kw):
+    """Per-model lr / weight_decay tensors: model k trains as if alone with lr[k], wd[k]."""
+    rng = np.random.default_rng(4)
+    M, steps = 3, 20
+    w0, grads = rng.normal(size=(M, 4)), rng.normal(size=(steps, M, 4))
+    lr, wd = torch.tensor([0.01, 0.03, 0.1], dtype=torch.float64), torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
+    w = torch.tensor(w0, requires_grad=True)
+    opt = cls([w], lr=lr, weight_decay=wd, impl="foreach", **kw)
+    for t, g in enumerate(grads):
+        opt.param_groups[0]["lr"] = lr * (1 - t / steps)
+        w.grad = torch.tensor(g)
+        opt.step()
+    for k in range(M):
+        wk = torch.tensor(w0[k], requires_grad=True)
+        ok = cls([wk], lr=float(lr[k]), weight_decay=float(wd[k]), impl="foreach", **kw)
+        for t, g in enumerate(grads):
+            ok.param_groups[0]["lr"] = float(lr[k]) * (1 - t / steps)
+            wk.grad = torch.tensor(g[k])
+            ok.step()
+        np.testing.assert_allclose(w[k].detach().numpy(), wk.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_bad_input_is_named():
+    w = torch.zeros(3, requires_grad=True)
+    with pytest.raises(ValueError, match="Invalid decay"):
+        variants.ScheduledDecayAdamW([w], decay="lr-free")
+    with pytest.raises(ValueError, match="max_lr"):
+        variants.ScheduledDecayAdamW([w], lr=0.0)          # warm-up from 0 needs max_lr
+    with pytest.raises(ValueError, match="max_lr"):
+        variants.ScheduledDecayAdamW([w], lr=1e-3, max_lr=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        variants.CautiousAdamW([w], weight_decay=-1.0)
+    with pytest.raises(ValueError, match="Invalid decay"):
+        RV.scheduled_decay_factor("lr-free", 0.1, 0.1, 0.1)
+    opt = variants.ScheduledDecayAdamW([w], lr=0.0, max_lr=1e-3)
+    assert opt.param_groups[0]["max_lr"] == 1e-3
