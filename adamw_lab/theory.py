@@ -123,3 +123,116 @@ def overshoot_steps(ws, flip_at):
         else:
             break
     return n
+
+
+def flip_start(step, G, flip_at, w_flip, **hyper):
+    """The ``w0`` from which ``flip_trajectory`` reaches ``w_flip`` at the flip.
+
+    The weight at the flip differs between methods from the same ``w0``,
+    which confounds a comparison of overshoots; starting each method from its
+    own ``w0`` puts them all at ``w_flip`` when the gradient changes sign.
+    ``w_flip`` grows with ``w0`` for every ``reference`` rule, so a bracket is
+    widened until it holds the answer and then bisected.
+    """
+    def at_flip(w0):
+        return flip_trajectory(step, G, flip_at, flip_at, w0=w0, **hyper)[-1]
+
+    lo, hi = w_flip - 1.0, w_flip + 1.0
+    while at_flip(lo) > w_flip:
+        lo -= 2 * (hi - lo)
+    while at_flip(hi) < w_flip:
+        hi += 2 * (hi - lo)
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if at_flip(mid) < w_flip:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def eps_half(w, m_hat, v_hat, weight_decay):
+    """The ε at which the decay is half of an AdamW step: ``|m̂|/(λ|w|) − √v̂``.
+
+    Solving ``decay_share(w, m̂, v̂, λ, ε) = 1/2``, i.e. ``λ|w| = |m̂|/(√v̂+ε)``,
+    for ε.  A negative value means the decay already dominates at ε = 0.
+    """
+    return np.abs(m_hat) / (weight_decay * np.abs(w)) - np.sqrt(v_hat)
+
+
+def prox_step_gap(w, u, lr, weight_decay):
+    """One step of exact-prox AdamW minus one step of AdamW from the same state.
+
+    With ``u = m̂/(√v̂+ε)``, the prox step is ``(w − ηu)/(1+ηλ)`` and AdamW's
+    is ``(1−ηλ)w − ηu``; their difference is
+    ``ηλ·(ηλ·w + η·u)/(1+ηλ) = [(ηλ)²w + η²λu]/(1+ηλ)``.  The second term
+    comes from the prox shrinking ``w̃ = w − ηu`` instead of ``w``; it
+    dominates when ``λ|w| ≪ |u|``.
+    """
+    x = lr * weight_decay
+    return x * (x * w + lr * u) / (1 + x)
+
+
+def adam_update_bound(betas, t):
+    """Largest ``|m̂_t|/√v̂_t`` over all gradient sequences g₁ … g_t (ε = 0).
+
+    ``m̂_t = Σ aₖgₖ`` and ``v̂_t = Σ bₖgₖ²`` with EMA weights ``aₖ``, ``bₖ``
+    that each sum to 1; by Cauchy–Schwarz ``|m̂_t| ≤ √(Σ aₖ²/bₖ)·√v̂_t``, with
+    equality for ``gₖ ∝ aₖ/bₖ``.  It is 1 at t = 1 and for β₁ = β₂; for a
+    stationary gradient the averages give ``|E g|/√(E g²) ≤ 1`` instead.
+    """
+    beta1, beta2 = betas
+    k = np.arange(1, t + 1)
+    a = (1 - beta1) * beta1 ** (t - k) / (1 - beta1**t)
+    b = (1 - beta2) * beta2 ** (t - k) / (1 - beta2**t)
+    return float(np.sqrt(np.sum(a * a / b)))
+
+
+def weight_envelope(w0, lrs, weight_decay, update_bound=1.0):
+    """Bound on ``|w_t|`` under AdamW when every ``|m̂/(√v̂+ε)| ≤ update_bound``.
+
+    ``w_t = (1 − η_tλ)w_{t−1} − η_t u_t`` with ``|u_t| ≤ U`` gives
+    ``|w_t| ≤ (1 − η_tλ)|w_{t−1}| + η_t U``: an EMA of ``|w_0|`` towards
+    ``U/λ``.  ``lrs`` are the scheduled learning rates ``η_1 … η_T``; returns
+    the bound for ``w_0 … w_T``.
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    if weight_decay <= 0 or np.any(lrs * weight_decay > 1):
+        raise ValueError("weight_envelope needs weight_decay > 0 and lr*weight_decay <= 1 at every step")
+    b = [float(np.max(np.abs(w0)))]
+    for lr in lrs:
+        b.append((1 - lr * weight_decay) * b[-1] + lr * update_bound)
+    return np.array(b)
+
+
+def uncorrected_step_ratio(betas, t):
+    """``m_t/√v_t`` over ``m̂_t/√v̂_t`` for a constant gradient: ``(1−β₁ᵗ)/√(1−β₂ᵗ)``.
+
+    How much larger (or smaller) Adam's step would be without bias correction.
+    """
+    beta1, beta2 = betas
+    t = np.asarray(t, dtype=float)
+    return (1 - beta1**t) / np.sqrt(1 - beta2**t)
+
+
+def sgd_l2_decay_rate(lr, weight_decay, momentum):
+    """Per-step shrink rate of SGD+L2 with momentum when the data gradient is zero.
+
+    ``buf_t = β·buf_{t−1} + λw_{t−1}``, ``w_t = w_{t−1} − η·buf_t`` is linear in
+    ``(w, buf)``; its slow eigenvalue is the root of
+    ``x² − (1+β−ηλ)x + β = 0`` closest to 1, and the rate is ``1 − x``
+    (≈ ``ηλ/(1−β)`` when ``ηλ ≪ (1−β)²``).  SGDW shrinks at ``ηλ``.
+    """
+    s = 1 + momentum - lr * weight_decay
+    disc = s * s - 4 * momentum
+    if disc < 0:
+        raise ValueError("oscillating regime (lr*weight_decay > (1-sqrt(momentum))**2): no single rate")
+    return 1 - (s + math.sqrt(disc)) / 2
+
+
+def weight_decay_for_half_life(lr, half_life):
+    """The λ whose gradient-free half-life is ``half_life`` steps at learning rate η.
+
+    Inverts ``half_life_exact``: ``λ = (1 − 2^(−1/t½))/η``.
+    """
+    return -math.expm1(-math.log(2) / half_life) / lr
