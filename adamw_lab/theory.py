@@ -178,14 +178,16 @@ def adam_update_bound(betas, t):
 
     ``m̂_t = Σ aₖgₖ`` and ``v̂_t = Σ bₖgₖ²`` with EMA weights ``aₖ``, ``bₖ``
     that each sum to 1; by Cauchy–Schwarz ``|m̂_t| ≤ √(Σ aₖ²/bₖ)·√v̂_t``, with
-    equality for ``gₖ ∝ aₖ/bₖ``.  It is 1 at t = 1 and for β₁ = β₂; for a
-    stationary gradient the averages give ``|E g|/√(E g²) ≤ 1`` instead.
+    equality for ``gₖ ∝ aₖ/bₖ``.  The sum is geometric in ``β₁²/β₂``, so the
+    bound stays finite as t grows only when ``β₁² < β₂``.  It is 1 at t = 1
+    and for β₁ = β₂; for a stationary gradient the averages give
+    ``|E g|/√(E g²) ≤ 1`` instead.
     """
     beta1, beta2 = betas
-    k = np.arange(1, t + 1)
-    a = (1 - beta1) * beta1 ** (t - k) / (1 - beta1**t)
-    b = (1 - beta2) * beta2 ** (t - k) / (1 - beta2**t)
-    return float(np.sqrt(np.sum(a * a / b)))
+    r = beta1**2 / beta2               # Σ aₖ²/bₖ is a geometric sum in r
+    geometric = t if r == 1 else (1 - r**t) / (1 - r)
+    scale = (1 - beta1) * math.sqrt(1 - beta2**t) / ((1 - beta1**t) * math.sqrt(1 - beta2))
+    return scale * math.sqrt(geometric)
 
 
 def weight_envelope(w0, lrs, weight_decay, update_bound=1.0):
