@@ -45,6 +45,9 @@ def _per_model(x, p):
 class ScheduledDecayAdamW(AdamW):
     """AdamW whose decay follows the schedule differently: ``decay`` in :data:`DECAYS`.
 
+    ``decay`` may also be set per parameter group (``{"params": ..., "decay":
+    "standard"}``), e.g. corrected decay on normalised layers only, as AdamC does.
+
     ``max_lr`` (float or per-model tensor, > 0) is the peak learning rate
     ``η_max``; by default each group's ``lr`` when the optimizer is built, so a
     scheduler that lowers ``lr`` afterwards needs nothing else.  Every other
@@ -52,8 +55,6 @@ class ScheduledDecayAdamW(AdamW):
     """
 
     def __init__(self, params, lr=1e-3, *, decay: str = "corrected", max_lr=None, **kwargs):
-        if decay not in DECAYS:
-            raise ValueError(f"Invalid decay: {decay!r} (choose from {DECAYS})")
         self.decay_rule = decay
         self._max_lr = max_lr
         super().__init__(params, lr=lr, **kwargs)
@@ -61,6 +62,9 @@ class ScheduledDecayAdamW(AdamW):
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        group.setdefault("decay", self.decay_rule)
+        if group["decay"] not in DECAYS:
+            raise ValueError(f"Invalid decay: {group['decay']!r} (choose from {DECAYS})")
         peak = group.get("max_lr", group["lr"] if self._max_lr is None else self._max_lr)
         peak = peak.clone() if isinstance(peak, torch.Tensor) else float(peak)
         bad = (~torch.isfinite(peak) | (peak <= 0)).any() if isinstance(peak, torch.Tensor) \
@@ -73,9 +77,9 @@ class ScheduledDecayAdamW(AdamW):
     def effective_weight_decay(self, group):
         """``λ_eff`` such that this step's decay is ``1 − lr·λ_eff``."""
         wd, lr, peak = group["weight_decay"], group["lr"], group["max_lr"]
-        if self.decay_rule == "independent":
+        if group["decay"] == "independent":
             return wd / peak
-        if self.decay_rule == "corrected":
+        if group["decay"] == "corrected":
             return wd * lr / peak
         return wd
 

@@ -153,3 +153,27 @@ def test_bad_input_is_named():
         RV.scheduled_decay_factor("lr-free", 0.1, 0.1, 0.1)
     opt = variants.ScheduledDecayAdamW([w], lr=0.0, max_lr=1e-3)
     assert opt.param_groups[0]["max_lr"] == 1e-3
+
+
+def test_decay_per_parameter_group():
+    """AdamC corrects only the normalised layers: a group may choose its own decay."""
+    w0, grads = _problem(seed=5)
+    a = torch.tensor(w0, requires_grad=True)
+    b = torch.tensor(w0, requires_grad=True)
+    opt = variants.ScheduledDecayAdamW([{"params": [a]}, {"params": [b], "decay": "standard"}],
+                                       lr=0.05, decay="corrected", weight_decay=0.5)
+    refs = {"corrected": [w0.copy(), np.zeros_like(w0), np.zeros_like(w0)],
+            "standard": [w0.copy(), np.zeros_like(w0), np.zeros_like(w0)]}
+    for t, g in enumerate(grads):
+        lr = _cosine(t, len(grads), 0.05)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        a.grad, b.grad = torch.tensor(g), torch.tensor(g)
+        opt.step()
+        for decay, (w, m, v) in refs.items():
+            refs[decay] = RV.scheduled_decay_adamw_step(w, g, m, v, t + 1, lr=lr, max_lr=0.05,
+                                                        decay=decay, weight_decay=0.5)
+    np.testing.assert_allclose(a.detach().numpy(), refs["corrected"][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.detach().numpy(), refs["standard"][0], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="Invalid decay"):
+        opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "decay": "lr-free"})
