@@ -7,9 +7,8 @@ seeds is one batched model.  Pieces:
 * :func:`load_digits_split` - scikit-learn's bundled digits (no download).
 * :class:`BatchedMLP`, :class:`BatchedRNN` - tiny models with a leading M.
 * :func:`make_optimizer` - ``"adam"``, ``"adam_l2"`` or ``"adamw"`` with
-  per-model ``lr`` / ``weight_decay`` tensors; uses ``adamw_lab.AdamW`` /
-  ``adamw_lab.AdamL2`` when the package provides them, else a small
-  reference implementation (:class:`BatchedAdam`).
+  per-model ``lr`` / ``weight_decay`` tensors (``adamw_lab.AdamW`` /
+  ``adamw_lab.AdamL2``).
 * :func:`train`, :func:`error_rate`, :func:`pgd_attack`, :func:`quantize`.
 """
 from __future__ import annotations
@@ -122,48 +121,6 @@ class BatchedRNN(_Batched):
 
 
 # ----------------------------------------------------------------- optimizer
-class BatchedAdam(torch.optim.Optimizer):
-    """Adam with per-model ``lr`` / ``weight_decay`` (1-D tensors of length M).
-
-    ``decoupled=True`` is AdamW (PyTorch convention ``w *= 1 - lr*wd`` before
-    the Adam step); ``decoupled=False`` adds ``wd * w`` to the gradient (L2).
-    Fallback used only when ``adamw_lab.AdamW`` is not available.
-    """
-
-    def __init__(self, params, lr, weight_decay, decoupled: bool, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, betas=betas, eps=eps))
-        self.decoupled = decoupled
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                lr = torch.as_tensor(group["lr"], dtype=p.dtype, device=p.device)
-                wd = torch.as_tensor(group["weight_decay"], dtype=p.dtype, device=p.device)
-                lr = lr.reshape(shape) if lr.dim() else lr
-                wd = wd.reshape(shape) if wd.dim() else wd
-                st = self.state[p]
-                if not st:
-                    st["t"] = 0
-                    st["m"] = torch.zeros_like(p)
-                    st["v"] = torch.zeros_like(p)
-                st["t"] += 1
-                g = p.grad
-                if self.decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    g = g + wd * p
-                st["m"].mul_(b1).add_(g, alpha=1 - b1)
-                st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                mhat = st["m"] / (1 - b1 ** st["t"])
-                vhat = st["v"] / (1 - b2 ** st["t"])
-                p.sub_(lr * mhat / (vhat.sqrt() + group["eps"]))
-
-
 def make_optimizer(method: str, params, lr, weight_decay):
     """Optimizer for ``method`` in ``("adam", "adam_l2", "adamw")``.
 
@@ -177,11 +134,8 @@ def make_optimizer(method: str, params, lr, weight_decay):
     params = list(params)
     if method == "adam":
         weight_decay = 0.0
-    decoupled = method in ("adam", "adamw")
-    cls = getattr(adamw_lab, "AdamW" if decoupled else "AdamL2", None)
-    if cls is not None:
-        return cls(params, lr=lr, weight_decay=weight_decay)
-    return BatchedAdam(params, lr=lr, weight_decay=weight_decay, decoupled=decoupled)
+    cls = adamw_lab.AdamL2 if method == "adam_l2" else adamw_lab.AdamW
+    return cls(params, lr=lr, weight_decay=weight_decay)
 
 
 def set_lr(opt, lr) -> None:
