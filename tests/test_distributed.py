@@ -87,7 +87,7 @@ def two_rank_results(tmp_path_factory):
         if saves == 1:
             single[case] = _single(lambda: workers.checkpoint_half("first", folders[case], saver,
                                                                    loader, None))
-    cases = [("decay_rules",)]
+    cases = [("decay_rules",), ("sweep", 7), ("sweep", 1)]
     cases += [("checkpoint_half", "second" if saves == 1 else "first", folders[c], saver, loader, None)
               for c in CHECKPOINTS for saves, _, saver, loader in [c]]
     cases += [("equivalence", config, _value(impl)) for config, impl in EQUIVALENCE]
@@ -152,6 +152,38 @@ def test_checkpoint_resumes_on_another_world_size(two_rank_results, saves, loads
     first, second = (single[case], two) if saves == 1 else (two, single[case])
     assert _ok(first) <= TOL, "the run before the checkpoint already differs"
     assert _ok(second) <= TOL, f"resumed {saves} → {loads} ranks ({saver} → {loader})"
+
+
+def test_sweep_on_two_ranks_equals_one_process(two_rank_results):
+    """7 models split 4 + 3 across the ranks: rank 0 gathers what one process computes."""
+    results, _, _ = two_rank_results
+    lr, wd = workers.sweep_grid(7)
+    alone = distributed.regression_grid(lr, wd, 20)
+    torch.testing.assert_close(_ok(results[("sweep", 7)]), alone, rtol=1e-6, atol=0)
+    assert alone.std() > 1e-3 * alone.mean()   # the models differ: a mix-up would show
+
+
+def test_sweep_with_fewer_models_than_ranks_says_so(two_rank_results):
+    results, _, _ = two_rank_results
+    status, text = results[("sweep", 1)]
+    assert status == "error" and "every rank needs at least one model" in text
+
+
+def test_sweep_checks_its_grid_and_what_train_returns():
+    with pytest.raises(ValueError, match="1-D lr and weight_decay"):
+        distributed.sweep(distributed.regression_grid, torch.ones(2, 2), torch.ones(2, 2))
+    with pytest.raises(ValueError, match="same length"):
+        distributed.sweep(distributed.regression_grid, torch.ones(3), torch.ones(2))
+    with pytest.raises(ValueError, match="one row per model"):
+        distributed.sweep(lambda lr, wd: lr.sum(), torch.ones(3), torch.ones(3))
+
+
+@pytest.mark.parametrize("n,world_size", [(7, 2), (2, 2), (10, 3), (5, 1)])
+def test_rank_slice_covers_the_grid_once_in_order(n, world_size):
+    parts = [distributed.rank_slice(n, r, world_size) for r in range(world_size)]
+    assert [i for s in parts for i in range(n)[s]] == list(range(n))
+    sizes = [s.stop - s.start for s in parts]
+    assert max(sizes) - min(sizes) <= 1
 
 
 def test_launch_reports_a_crashing_rank():

@@ -88,14 +88,7 @@ def max_rel_error(model, ref):
 
 
 def shard(model):
-    """FSDP2: each Linear its own unit, then the root."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-    mesh = init_device_mesh(device().type, (dist.get_world_size(),))
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            fully_shard(layer, mesh=mesh)
-    return fully_shard(model, mesh=mesh)
+    return adamw_lab.distributed.shard(model)
 
 
 def build(config, impl):
@@ -191,6 +184,20 @@ def checkpoint_half(phase, folder, saver="adamw_lab", loader="adamw_lab", impl="
     train(model, opt, data[half:])
     return max_rel_error(model, reference())
 
+
+
+# ---------------------------------------------------------------- sweeps
+def sweep_grid(n_models):
+    """A grid of ``n_models`` (lr, weight_decay) pairs."""
+    lr = torch.logspace(-3, -1, n_models)
+    wd = torch.logspace(-2, 0, n_models).flip(0)
+    return lr, wd
+
+
+def sweep(n_models, steps=20):
+    """Rank function: the grid trained by :func:`adamw_lab.distributed.sweep` (rank 0 gets it)."""
+    lr, wd = sweep_grid(n_models)
+    return adamw_lab.distributed.sweep(adamw_lab.distributed.regression_grid, lr, wd, steps)
 
 
 def crash_on_rank_1():
