@@ -263,3 +263,26 @@ def test_convention_conversion():
     lam_torch = R.paper_to_pytorch_weight_decay(lam_paper, lr)
     assert lr * lam_torch == pytest.approx(lam_paper)
     assert math.isclose(R.pytorch_to_paper_weight_decay(lam_torch, lr), lam_paper)
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_box_follows_the_schedule_multiplier(follow):
+    # a coordinate whose optimum lies far outside the box, warm-up + cosine: with the decay
+    # following s_t (PyTorch) the weight ends on the wall 1/λ; with a constant decay the box
+    # shrinks to s_t/λ and the weight ends near zero
+    eta, lam, steps, warmup = 1e-2, 2.0, 3000, 300
+    t_all = np.arange(1, steps + 1)
+    s = np.where(t_all <= warmup, t_all / warmup, 0.5 * (1 + np.cos(np.pi * (t_all - warmup) / (steps - warmup))))
+    w = m = v = 0.0
+    env = T.weight_envelope(0.0, eta * s, lam) if follow else None
+    for t in t_all:
+        u, m, v = R.adam_direction(w - 5.0, m, v, t)
+        w = (1 - eta * (s[t - 1] if follow else 1.0) * lam) * w - eta * s[t - 1] * u
+        if follow:
+            assert abs(w) <= env[t] + 1e-12
+        else:
+            assert abs(w) <= s[t - 1] / lam + 0.05
+    if follow:
+        assert w == pytest.approx(1 / lam, rel=1e-2)
+    else:
+        assert abs(w) < 1e-2
