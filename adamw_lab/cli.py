@@ -1,9 +1,9 @@
-"""Command line of adamw_lab: ``adamw-lab grade`` (needs the ``[grading]`` extra).
+"""Command line of adamw_lab: ``adamw-lab grade`` (needs the ``[grading]`` extra and bubblewrap).
 
     adamw-lab grade SUBMISSION.ipynb... --out DIR [--jobs N] [--timeout S]
 
 The student notebooks are generated from the solutions by a repository tool,
-``python tools/exercises.py``, which is not part of the installed package.
+``python tools/make_exercises.py``, which is not part of the installed package.
 """
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "also grades notebooks that lost their metadata")
     grade.add_argument("--seed", type=int, help="seed of the grader's random inputs (default: fresh each run)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run student kernels without the bubblewrap sandbox (they can then read and write "
+                            "what you can); recorded as status 'unsandboxed' in grades.csv and the feedback")
 
     return parser
 
@@ -77,10 +80,16 @@ def _grade(parser, args) -> int:
         parser.error(f"unknown exercise {args.exercise!r}; known: {', '.join(sorted(EXERCISES))}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} exists and is not a folder")
+    from adamw_lab.grading.sandbox import SandboxUnavailable
+
     paths = list(dict.fromkeys(p.resolve() for p in args.submissions))  # each file once
-    results = grade_many(paths, args.out, jobs=args.jobs,
-                         timeout=args.timeout, memory_mb=args.memory, exercise=args.exercise,
-                         seed=args.seed, progress=not args.no_progress)
+    try:
+        results = grade_many(paths, args.out, jobs=args.jobs,
+                             timeout=args.timeout, memory_mb=args.memory, exercise=args.exercise,
+                             seed=args.seed, progress=not args.no_progress, sandboxed=not args.no_sandbox)
+    except SandboxUnavailable as exc:
+        parser.error(f"cannot sandbox student code: {exc}. Install bubblewrap (apt-get install bubblewrap), "
+                     "or pass --no-sandbox to grade without isolation (recorded in the grades)")
     full = sum(r["total"] == r["max_total"] and r["max_total"] > 0 for r in results)
     flagged = sum(r["status"] != "ok" for r in results)
     print(f"graded {len(results)} submission(s): {full} with full marks, {flagged} with a status other than ok; "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,41 @@ def test_cli_exits_zero_whatever_the_scores(tmp_path):
     assert rows["junk.ipynb"]["status"] == "not-a-notebook"
     assert rows["mine.ipynb"]["total"] == "0"
     assert (tmp_path / "out" / "feedback" / "junk.ipynb.md").exists()
+
+
+def test_cache_key_holds_every_option(tmp_path):
+    """A rerun with another --timeout, --memory, --seed or sandbox setting grades again."""
+    sub = tmp_path / "junk.ipynb"
+    sub.write_text("not json")
+    out = tmp_path / "out"
+    state = out / ".state" / "junk.ipynb.json"
+    grade_many([sub], out, timeout=30, progress=False)
+    stamp = state.stat().st_mtime_ns
+    grade_many([sub], out, timeout=30, progress=False)
+    assert state.stat().st_mtime_ns == stamp
+    for option in ({"timeout": 31}, {"memory_mb": 2048}, {"seed": 3}, {"sandboxed": False}):
+        grade_many([sub], out, **{"timeout": 30, **option}, progress=False)
+        assert state.stat().st_mtime_ns != stamp, option
+        stamp = state.stat().st_mtime_ns
+
+
+def test_unsandboxed_grading_is_recorded(tmp_path):
+    sub = tmp_path / "sol.ipynb"
+    shutil.copy(SOLUTIONS[1], sub)
+    grade_many([sub], tmp_path / "out", timeout=60, sandboxed=False, progress=False)
+    row = read_csv(tmp_path / "out" / "grades.csv")["sol.ipynb"]
+    assert row["status"] == "unsandboxed" and row["total"] == row["max_total"]
+    assert "unsandboxed" in (tmp_path / "out" / "feedback" / "sol.ipynb.md").read_text(encoding="utf-8")
+
+
+def test_cli_refuses_to_grade_without_a_sandbox(tmp_path):
+    """No bwrap on the PATH: exit 2 with the fix, unless --no-sandbox is given."""
+    sub = tmp_path / "junk.ipynb"
+    sub.write_text("not json")
+    env = {**os.environ, "PATH": str(tmp_path)}
+    args = [sys.executable, "-m", "adamw_lab.cli", "grade", str(sub), "--out", str(tmp_path / "out"), "--no-progress"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "bubblewrap" in proc.stderr and "--no-sandbox" in proc.stderr
+    proc = subprocess.run(args + ["--no-sandbox"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "unsandboxed" in (tmp_path / "out" / "grades.csv").read_text()

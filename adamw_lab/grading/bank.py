@@ -1,8 +1,15 @@
 """Every graded question of Part III (动手实践), with its reference answer.
 
-The reference answers come from :mod:`adamw_lab.reference` (NumPy float64),
-or, for the BPTT gradient, from ``torch.autograd`` in float64.  Inputs are
-drawn fresh for every check, so an answer typed in by hand cannot pass.
+The reference answers come from :mod:`adamw_lab.reference` and
+:mod:`adamw_lab.theory` (NumPy float64; one definition per formula), or, for
+the BPTT gradient, from ``torch.autograd`` in float64.  This module is the
+answer key: the grader imports it in its own process only, never inside a
+student's kernel.
+
+Each question tries fixed edge cases first (chosen so that the plausible
+mistakes kept in ``tests/grading_mistakes.py`` fail on them by far more than
+the tolerance), then fresh random inputs, so an answer typed in by hand cannot
+pass either.
 """
 from __future__ import annotations
 
@@ -11,10 +18,15 @@ import math
 import numpy as np
 
 from adamw_lab import reference as ref
+from adamw_lab import theory
 from adamw_lab.grading.core import Question
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
+
+
+def _a(*values):
+    return np.array(values, dtype=np.float64)
 
 
 # --- input helpers -----------------------------------------------------------------------
@@ -45,28 +57,19 @@ def _state(rng, d):
 
 # --- reference helpers for multi-step questions --------------------------------------------
 
-def _run(step, w0, grads, lr, weight_decay, betas=BETAS, eps=EPS):
+def _run(step, w0, grads, lr, weight_decay):
     w = np.array(w0, dtype=np.float64)
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     for t, g in enumerate(grads, start=1):
-        w, m, v = step(w, g, m, v, t, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        w, m, v = step(w, g, m, v, t, lr=lr, weight_decay=weight_decay)
     return w
 
 
-def _flip_grads(G, before, after):
-    return [np.array([G])] * before + [np.array([-G])] * after
-
-
-def _flip_trajectory(step, theta0, G, before, after, lr, weight_decay):
-    w = np.array([theta0])
-    m = np.zeros(1)
-    v = np.zeros(1)
-    traj = [theta0]
-    for t, g in enumerate(_flip_grads(G, before, after), start=1):
-        w, m, v = step(w, g, m, v, t, lr=lr, weight_decay=weight_decay)
-        traj.append(float(w[0]))
-    return np.array(traj)
+def _flip(theta0, G, before, after, lr, wd):
+    steps = int(before) + int(after)
+    return tuple(theory.flip_trajectory(step, G, int(before), steps, w0=theta0, lr=lr, weight_decay=wd)
+                 for step in (ref.adamw_step, ref.adam_l2_step))
 
 
 def _bptt_reference(W, U, xs, h0):
@@ -117,6 +120,11 @@ def _cosine_lrs(lr_max, total):
     return 0.5 * lr_max * (1 + np.cos(np.pi * t / int(total)))
 
 
+# A state where ε matters: the first step with gradients of size ~ε, and a large ηλ.
+_W3, _G3 = _a(1.0, -2.0, 0.5), _a(1e-6, -1e-6, 0.3)
+_Z3 = np.zeros(3)
+
+
 # --- the questions --------------------------------------------------------------------------
 
 def _ex00():
@@ -147,16 +155,23 @@ def _ex00():
     return [
         Question("ex00.q1", 2, (3096561,), "update_moments", moments_in,
                  lambda g, m, v, b1, b2: (b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2),
-                 "一阶矩是梯度的指数移动平均，二阶矩是梯度平方的指数移动平均；两者都只用数据梯度。"),
+                 "一阶矩是梯度的指数移动平均，二阶矩是梯度平方的指数移动平均；两者都只用数据梯度。",
+                 float32=True, fixed_inputs=((_a(2.0, -3.0, 0.5), _a(0.1, -0.2, 0.3), _a(0.01, 0.02, 0.03), 0.9, 0.999),)),
         Question("ex00.q2", 1, (3096561,), "bias_correct", bias_in,
                  lambda m, v, t, b1, b2: (m / (1 - b1**t), v / (1 - b2**t)),
-                 "偏差修正除以 1 − βᵗ，t 从 1 开始计数。"),
+                 "偏差修正除以 1 − βᵗ，t 从 1 开始计数。",
+                 float32=True, fixed_inputs=((_a(0.1, -0.2), _a(1e-3, 2e-3), 1, 0.9, 0.999),
+                                             (_a(0.1, -0.2), _a(1e-3, 2e-3), 3, 0.8, 0.99))),
         Question("ex00.q3", 3, (3096561,), "adamw_step", step_in, step_ref,
-                 "先更新矩并做偏差修正，再用 (1 − ηλ)·w 收缩权重，最后减去 η·m̂/(√v̂+ε)；衰减不进入矩。"),
+                 "先更新矩并做偏差修正，再用 (1 − ηλ)·w 收缩权重，最后减去 η·m̂/(√v̂+ε)；ε 加在开方之后，衰减不进入矩。",
+                 float32=True, fixed_inputs=((_W3, _G3, _Z3, _Z3, 1, 0.1, 0.9, 0.999, 1e-6, 0.5),
+                                             (_W3, _G3, _a(0.01, -0.01, 0.02), _a(1e-4, 1e-4, 1e-3), 5, 0.1, 0.9, 0.999,
+                                              1e-3, 0.5))),
         Question("ex00.q4", 2, (3096561,), "torch_adamw_run", run_in,
                  lambda w0, grads, lr, wd: _run(ref.adamw_step, w0, grads, lr, wd),
-                 "用 torch.optim.AdamW(lr=lr, weight_decay=weight_decay)；每一步先把 grads[t] 赋给 p.grad，再调用 step()。",
-                 rtol=1e-5, atol=1e-6),
+                 "用 torch.optim.AdamW(lr=lr, weight_decay=weight_decay)，参数用 torch.float64；每一步先把 grads[t] 赋给 p.grad，再调用 step()。",
+                 optimizer_ok=True, fixed_inputs=((_a(1.0, -0.5, 2.0), np.array([[1.0, -1.0, 0.5], [0.2, 0.3, -0.4], [-1.0, 0.0, 1.0]]),
+                                0.1, 0.5),)),
     ]
 
 
@@ -166,17 +181,11 @@ def _ex01():
         return (rng.uniform(1e-8, 1e-1, size=d) ** 2, _lr(rng), _wd(rng), float(10 ** rng.uniform(-8, -4)))
 
     def rate_ref(v_hat, lr, wd, eps):
-        return (lr * wd / (np.sqrt(v_hat) + eps), np.full_like(v_hat, lr * wd))
+        return (theory.effective_l2_decay(lr, wd, v_hat, eps), np.full_like(v_hat, lr * wd))
 
     def zero_in(rng):
         d = int(rng.integers(3, 9))
         return (_away_from_zero(rng, d), _lr(rng), _wd(rng), float(10 ** rng.uniform(-8, -4)))
-
-    def zero_ref(w0, lr, wd, eps):
-        z = np.zeros_like(w0)
-        w_adamw = ref.adamw_step(w0, z, z, z, 1, lr=lr, eps=eps, weight_decay=wd)[0]
-        w_l2 = ref.adam_l2_step(w0, z, z, z, 1, lr=lr, eps=eps, weight_decay=wd)[0]
-        return (w_adamw, w_l2)
 
     def sgd_in(rng):
         d = int(rng.integers(3, 9))
@@ -190,11 +199,14 @@ def _ex01():
     return [
         Question("ex01.q1", 2, (3096561,), "effective_decay_rate", rate_in, rate_ref,
                  "Adam + L2 的衰减项 λw 会被 1/(√v̂+ε) 缩放；AdamW 的衰减与 v̂ 无关。第二个返回值也是数组。",
-                 rtol=1e-9, atol=0.0),
-        Question("ex01.q2", 3, (3096560,), "zero_grad_first_step", zero_in, zero_ref,
-                 "第 1 步、梯度为零、m₀ = v₀ = 0：AdamW 只剩乘性收缩；Adam + L2 的总梯度是 λw₀，它同时进入 m 和 v。别忘了 ε。"),
+                 float32=True, atol=0.0, fixed_inputs=((_a(1e-16, 1e-8, 1e-2), 0.1, 0.5, 1e-8),)),
+        Question("ex01.q2", 3, (3096560,), "zero_grad_first_step", zero_in,
+                 lambda w0, lr, wd, eps: theory.zero_gradient_step(w0, lr, wd, eps),
+                 "第 1 步、梯度为零、m₀ = v₀ = 0：AdamW 只剩乘性收缩；Adam + L2 的总梯度是 λw₀，它同时进入 m 和 v。别忘了 ε。",
+                 float32=True, fixed_inputs=((_a(1e-3, -2e-3, 0.5), 0.1, 1e-3, 1e-6),)),
         Question("ex01.q3", 1, (3096561,), "sgd_one_step", sgd_in, sgd_ref,
-                 "没有动量的 SGD：L2 把 λw 加进梯度；权重衰减先乘以 (1 − ηλ)。两者应当相同。"),
+                 "没有动量的 SGD：L2 把 λw 加进梯度；权重衰减先乘以 (1 − ηλ)。两者应当相同。",
+                 float32=True, fixed_inputs=((_a(1.0, -2.0, 0.5), _a(0.3, 0.1, -0.2), 0.1, 0.5),)),
     ]
 
 
@@ -204,7 +216,7 @@ def _ex02():
         return (_vec(rng, d), rng.uniform(1e-4, 1e-1, size=d) ** 2, _lr(rng), _wd(rng), 1e-8)
 
     def steps_ref(w, v_hat, lr, wd, eps):
-        return (-lr * wd * w / (np.sqrt(v_hat) + eps), -lr * wd * w)
+        return (-theory.effective_l2_decay(lr, wd, v_hat, eps) * w, -lr * wd * w)
 
     def angle_in(rng):
         d = int(rng.integers(2, 9))
@@ -229,16 +241,18 @@ def _ex02():
     return [
         Question("ex02.q1", 2, (3096538,), "decay_steps", steps_in, steps_ref,
                  "Adam + L2 的衰减步是 −ηλ·P·w，P = diag(1/(√v̂+ε))；AdamW 的衰减步是 −ηλ·w。",
-                 rtol=1e-9, atol=0.0),
+                 float32=True, atol=0.0, fixed_inputs=((_a(1.0, -2.0, 0.5), _a(1e-16, 1e-4, 4.0), 0.1, 0.5, 1e-8),)),
         Question("ex02.q2", 2, (3096538,), "shrink_angle_deg", angle_in, angle_ref,
                  "比较向量 P·w 与 w 的方向：用点积除以两个范数得到余弦，再换算成角度（度）。",
-                 rtol=1e-6, atol=1e-6),
+                 atol=1e-5, fixed_inputs=((_a(1.0, 1.0), _a(1e-2, 1e-6), 1e-8), (_a(1.0, -2.0, 0.5), _a(0.04, 0.04, 0.04), 1e-8),
+                                          (_a(1.0, 1.0, 1.0), _a(1e-2, 1e-4, 0.25), 1e-8))),
         Question("ex02.q3", 2, (3096524,), "effective_prior_precision", prec_in,
-                 lambda v_hat, wd, eps: wd / (np.sqrt(v_hat) + eps),
-                 "把衰减步 −ηλ·P·w 写成步长为 η 的梯度步，它对应的二次罚项 ½Σ τᵢwᵢ² 中的 τᵢ 就是有效先验精度。",
-                 rtol=1e-9, atol=0.0),
+                 lambda v_hat, wd, eps: theory.effective_prior_precision(wd, v_hat, eps),
+                 "在 AdamW 的不动点处令整步更新为零，并用 m̂ ≈ ∇J；把结果写成 ∇J + τ ⊙ w = 0，τᵢ 就是有效先验精度。",
+                 float32=True, atol=0.0, fixed_inputs=((_a(1e-16, 1e-4, 1.0), 0.5, 1e-8),)),
         Question("ex02.q4", 2, (3096524,), "gaussian_log_prior", logp_in, logp_ref,
-                 "对角高斯 N(0, diag(1/τ)) 的对数密度：每一维 ½·log(τᵢ/2π) − ½·τᵢwᵢ²，再求和。"),
+                 "对角高斯 N(0, diag(1/τ)) 的对数密度：每一维 ½·log(τᵢ/2π) − ½·τᵢwᵢ²，再求和。",
+                 float32=True, fixed_inputs=((_a(1.0, -2.0, 0.5), _a(0.5, 4.0, 2.0)),)),
     ]
 
 
@@ -247,18 +261,13 @@ def _ex03():
         return (_vec(rng), _lr(rng), _wd(rng), int(rng.integers(5, 40)))
 
     def traj_ref(w0, lr, wd, steps):
-        w, traj = w0.copy(), [w0.copy()]
-        z = np.zeros_like(w0)
-        for t in range(1, int(steps) + 1):
-            w = ref.adamw_step(w, z, z, z, t, lr=lr, weight_decay=wd)[0]
-            traj.append(w)
-        return np.array(traj)
+        return np.array([theory.ema_weight(lr, wd, t) * w0 for t in range(int(steps) + 1)])
 
     def half_in(rng):
         return (_lr(rng), _wd(rng))
 
     def half_ref(lr, wd):
-        return (math.log(0.5) / math.log(1 - lr * wd), math.log(2) / (lr * wd))
+        return (theory.half_life_exact(lr, wd), theory.half_life_approx(lr, wd))
 
     def prox_in(rng):
         return (_vec(rng), float(10 ** rng.uniform(-3, -0.5)), float(10 ** rng.uniform(-2, 0)))
@@ -276,15 +285,18 @@ def _ex03():
 
     return [
         Question("ex03.q1", 2, (3096571, 3096560), "decay_trajectory", traj_in, traj_ref,
-                 "梯度为零时 AdamW 只做乘性收缩，wₜ = (1 − ηλ)ᵗ·w₀；返回包括 w₀ 在内的 steps + 1 行。"),
+                 "梯度为零时 AdamW 只做乘性收缩，wₜ = (1 − ηλ)ᵗ·w₀；返回包括 w₀ 在内的 steps + 1 行。",
+                 float32=True, fixed_inputs=((_a(1.0, -2.0, 0.5), 0.1, 1.0, 20),)),
         Question("ex03.q2", 2, (3096575,), "half_life", half_in, half_ref,
                  "解 (1 − ηλ)ᵗ = ½ 得到精确值；近似值用 ln(1 − x) ≈ −x。返回 (精确值, 近似值)。",
-                 rtol=1e-9, atol=0.0),
+                 rtol=1e-8, atol=0.0, fixed_inputs=((0.1, 1.0), (0.05, 2.0))),
         Question("ex03.q3", 2, (3096562,), "prox_vs_linear", prox_in, prox_ref,
                  "L2 罚项 (λ/2)‖w‖² 的近端算子（步长 η）是 w̃/(1 + ηλ)；AdamW 用的是它的一阶近似。",
-                 rtol=1e-9, atol=0.0),
+                 float32=True, atol=0.0, fixed_inputs=((_a(1.0, -2.0, 0.5), 0.1, 1.0),)),
         Question("ex03.q4", 2, (3096562,), "adamw_prox_step", pstep_in, pstep_ref,
-                 "先走 Adam 的自适应步得到 w̃，再对 w̃ 用精确的近端算子；β 与 ε 用 PyTorch 默认值。"),
+                 "先走 Adam 的自适应步得到 w̃，再对 w̃ 用精确的近端算子 w̃/(1 + ηλ)，而不是 (1 − ηλ)；β 与 ε 用 PyTorch 默认值。",
+                 float32=True, fixed_inputs=((_W3, _G3, _Z3, _Z3, 1, 0.1, 1.0),
+                                             (_W3, _G3, _a(0.01, -0.01, 0.02), _a(1e-4, 1e-4, 1e-3), 5, 0.1, 1.0))),
     ]
 
 
@@ -296,8 +308,7 @@ def _ex04():
                 float(rng.uniform(0.5, 0.99)), float(rng.uniform(0.9, 0.9999)), float(10 ** rng.uniform(-8, -4)))
 
     def crit_ref(w, m_prev, v_prev, t, b1, b2, eps):
-        direction = ref.adam_direction(np.zeros_like(w), m_prev, v_prev, t, betas=(b1, b2), eps=eps)[0]
-        return -direction / w
+        return theory.critical_weight_decay(w, m_prev, v_prev, t, betas=(b1, b2), eps=eps)
 
     def share_in(rng):
         d = int(rng.integers(3, 9))
@@ -305,34 +316,29 @@ def _ex04():
                 _lr(rng), _wd(rng), float(10 ** rng.uniform(-8, -1)))
 
     def share_ref(w, m_hat, v_hat, lr, wd, eps):
-        decay = np.abs(lr * wd * w)
-        adam = np.abs(lr * m_hat / (np.sqrt(v_hat) + eps))
-        return decay / (decay + adam)
+        return theory.decay_share(w, m_hat, v_hat, wd, eps)
 
     def flip_in(rng):
         return (float(rng.uniform(0.2, 2.0)), float(rng.uniform(0.1, 2.0)), int(rng.integers(3, 30)),
                 int(rng.integers(3, 30)), float(10 ** rng.uniform(-3, -1.5)), float(10 ** rng.uniform(-2, 0)))
 
-    def flip_ref(theta0, G, before, after, lr, wd):
-        return (_flip_trajectory(ref.adamw_step, theta0, G, before, after, lr, wd),
-                _flip_trajectory(ref.adam_l2_step, theta0, G, before, after, lr, wd))
-
     def over_ref(theta0, G, before, after, lr, wd):
-        out = []
-        for traj in flip_ref(theta0, G, before, after, lr, wd):
-            out.append(float(np.sum(np.diff(traj)[before:] < 0)))
-        return tuple(out)
+        return tuple(float(theory.overshoot_steps(traj, int(before))) for traj in _flip(theta0, G, before, after, lr, wd))
 
+    flips = ((1.0, 1.0, 20, 30, 1e-2, 0.5), (2.0, 0.5, 10, 25, 3e-2, 1.0))
     return [
         Question("ex04.q1", 3, (3096531,), "critical_weight_decay", crit_in, crit_ref,
-                 "当前梯度为零时，矩照常衰减并做偏差修正（第 t 步）；令整步更新 −ηλw − η·m̂/(√v̂+ε) 为零解出 λ，η 会约掉。"),
+                 "当前梯度为零时，矩照常衰减并做偏差修正（第 t 步）；令整步更新 −ηλw − η·m̂/(√v̂+ε) 为零解出 λ，η 会约掉。",
+                 float32=True, fixed_inputs=((_a(1.0, -2.0, 0.5), _a(0.1, 0.05, -0.02), _a(1e-16, 1e-4, 1e-2), 2, 0.9, 0.999, 1e-8),)),
         Question("ex04.q2", 2, (3096574,), "decay_share", share_in, share_ref,
-                 "衰减步的大小 |ηλw| 与 ε 无关，自适应步的大小是 η|m̂|/(√v̂+ε)；占比 = 衰减 / (衰减 + 自适应)。"),
-        Question("ex04.q3", 3, (3096513,), "gradient_flip", flip_in, flip_ref,
-                 "前 steps_before 步梯度为 +G，之后为 −G；两种规则都从 m = v = 0、t = 1 开始，轨迹包括 θ₀。Adam + L2 的梯度要加上 λθ。"),
+                 "衰减步的大小 |ηλw| 与 ε 无关，自适应步的大小是 η|m̂|/(√v̂+ε)（ε 加在开方之后）；占比 = 衰减 / (衰减 + 自适应)。",
+                 float32=True, fixed_inputs=((_a(1.0, -1.0, 0.5), _a(1e-4, 1e-4, -1e-3), _a(1e-8, 1e-12, 1e-8), 0.1, 1e-2, 1e-4),)),
+        Question("ex04.q3", 3, (3096513,), "gradient_flip", flip_in, _flip,
+                 "前 steps_before 步梯度为 +G，之后为 −G；两种规则都从 m = v = 0、t = 1 开始，轨迹包括 θ₀。Adam + L2 的梯度要加上 λθ。",
+                 fixed_inputs=flips),
         Question("ex04.q4", 2, (3096513,), "overshoot_steps", flip_in, over_ref,
-                 "只数翻转之后的那些步：θ 仍然在减小（沿旧方向走）的步数。两种规则各返回一个数。",
-                 rtol=0.0, atol=0.0),
+                 "从翻转后的第一步开始数：θ 连续减小（沿旧方向走）了几步，遇到第一次不再减小就停。两种规则各返回一个整数。",
+                 rtol=0.0, atol=0.0, fixed_inputs=flips),
     ]
 
 
@@ -361,14 +367,20 @@ def _ex05():
         return (rng.normal(0, 0.5, size=(n, n)), rng.normal(0, 0.5, size=(n, k)),
                 rng.normal(0, 1, size=(T, k)), rng.normal(0, 0.5, size=n))
 
+    grads = np.array([[0.0, 1.0, -0.5, 0.0], [0.0, -0.3, 0.8, 0.0], [0.0, 0.5, 0.1, 0.2], [0.0, 0.2, -0.2, 0.0]] * 3)
+    W_fix = np.array([[0.5, -0.8, 0.1], [0.3, 0.2, -0.6], [-0.4, 0.7, 0.3]])
+    U_fix = np.array([[1.0, -0.5], [0.2, 0.8], [-0.7, 0.4]])
+    xs_fix = np.array([[1.0, -1.0], [0.5, 2.0], [-1.5, 0.3], [0.8, 0.8], [-0.2, 1.1]])
     return [
         Question("ex05.q1", 3, (3096558,), "vanishing_gradient_runs", masked_in, masked_ref,
-                 "对每个规则从 m = v = 0、t = 1 开始逐步更新；梯度恒为零的坐标在 AdamW 下只被乘性收缩。返回 (AdamW 终点, Adam + L2 终点)。"),
+                 "对每个规则从 m = v = 0、t = 1 开始逐步更新；梯度恒为零的坐标在 AdamW 下只被乘性收缩，Adam + L2 要把 λw 加进梯度。返回 (AdamW 终点, Adam + L2 终点)。",
+                 fixed_inputs=((_a(1.0, -2.0, 0.5, 1.5), grads, 3e-2, 1.0),)),
         Question("ex05.q2", 2, (3161372,), "sparse_shrink_ratio", sparse_in, sparse_ref,
-                 "和上一题同样的两次运行，但返回每个坐标的 |w_T| / |w₀|。"),
+                 "和 ex05.q1 同样的两次运行，但返回每个坐标的 |w_T| / |w₀|（先取绝对值，再相除）。",
+                 fixed_inputs=((_a(0.05, -2.0, 0.5, 0.07), grads, 3e-2, 1.0),)),
         Question("ex05.q3", 3, (3096487,), "rnn_bptt_grad", bptt_in, _bptt_reference,
-                 "沿时间反向传播：从 ∂L/∂h_T = h_T 开始，每一步乘以 tanh 的导数 1 − h²，对 W 和 U 的梯度逐步累加。",
-                 rtol=1e-6, atol=1e-9),
+                 "沿时间反向传播：从 ∂L/∂h_T = h_T 开始，每一步乘以 tanh 的导数 1 − h²，对 W 和 U 的梯度逐步累加，再乘以 Wᵀ 传回上一步。",
+                 float32=True, autograd_ok=False, fixed_inputs=((W_fix, U_fix, xs_fix, _a(0.3, -0.2, 0.5)),)),
     ]
 
 
@@ -400,18 +412,25 @@ def _ex06():
     def robust_in(rng):
         return margin_in(rng) + (float(rng.uniform(0.01, 0.3)),)
 
+    X_fix = np.array([[1.0, 0.5, -0.2], [-0.5, 1.0, 0.3], [0.2, -1.0, 1.0], [1.5, 0.2, 0.1], [-1.0, -0.5, 0.4], [0.3, 0.3, -1.2]])
+    y_fix = _a(1.0, 0.0, 1.0, 1.0, 0.0, 0.0)
+    w_m, X_m, y_m = _a(1.0, -2.0), np.array([[0.5, 0.0], [1.0, 1.0], [-1.0, 0.5], [2.0, -1.0]]), _a(1.0, -1.0, 1.0, 1.0)
     return [
         Question("ex06.q1", 3, (3096579,), "train_logreg_adamw", logreg_in, _logreg_reference,
                  "平均交叉熵的梯度是 Xᵀ(σ(Xw) − y)/n；w 从零开始，每步调用一次 AdamW 更新（t 从 1 开始，β、ε 用默认值）。用 float64。",
-                 rtol=1e-6, atol=1e-9),
+                 fixed_inputs=((X_fix, y_fix, 0.1, 1.0, 15),)),
         Question("ex06.q2", 2, (3096556,), "class_metrics", metrics_in, metrics_ref,
-                 "少数类是标签 1；召回率 = 该类中被预测对的比例；平衡准确率是两类召回率的平均。"),
+                 "少数类是标签 1；召回率 = 该类中被预测对的比例；平衡准确率是两类召回率的平均。",
+                 float32=True, fixed_inputs=((_a(0, 0, 0, 0, 0, 0, 1, 1), _a(0, 0, 0, 1, 1, 0, 1, 0)),)),
         Question("ex06.q3", 2, (3096527,), "geometric_margin", margin_in,
                  lambda w, b, X, y: float(np.min(y * (X @ w + b)) / np.linalg.norm(w)),
-                 "几何间隔是 yᵢ(w·xᵢ + b) 的最小值除以 ‖w‖₂（可以为负：有样本被分错）。"),
+                 "几何间隔是 yᵢ(w·xᵢ + b) 的最小值除以 ‖w‖₂（可以为负：有样本被分错）。",
+                 float32=True, fixed_inputs=((w_m, 0.5, X_m, y_m), (w_m, 4.0, X_m, _a(1.0, 1.0, 1.0, 1.0)))),
         Question("ex06.q4", 2, (3096527,), "robust_accuracy", robust_in,
                  lambda w, b, X, y, eps: float(np.mean(y * (X @ w + b) - eps * np.sum(np.abs(w)) > 0)),
-                 "L∞ 半径 ε 内最坏的扰动是 −ε·y·sign(w)，它让 y(w·x + b) 减少 ε‖w‖₁。"),
+                 "L∞ 半径 ε 内最坏的扰动是 −ε·y·sign(w)，它让 y(w·x + b) 减少 ε‖w‖₁；恰好为 0 的样本不算分对。",
+                 float32=True, fixed_inputs=((_a(1.0, -1.0), 0.0, np.array([[0.5, 0.0], [1.0, -1.0], [0.0, 0.6], [2.0, 0.0]]),
+                                              _a(1.0, 1.0, -1.0, 1.0), 0.25),)),
     ]
 
 
@@ -439,13 +458,17 @@ def _ex07():
 
     return [
         Question("ex07.q1", 2, (3096511,), "warmup_shrink", warm_in, warm_ref,
-                 "线性预热第 t 步（t = 1…warmup_steps）的学习率是 η_peak·t/warmup_steps；梯度为零时每步乘以 (1 − ηₜλ)。"),
+                 "线性预热第 t 步（t = 1…warmup_steps）的学习率是 η_peak·t/warmup_steps；梯度为零时每步乘以 (1 − ηₜλ)，把这些因子连乘。",
+                 fixed_inputs=((0.1, 1.0, 10), (0.05, 0.5, 4))),
         Question("ex07.q2", 2, (3096515,), "cosine_decay_factor", cos_in, cos_ref,
-                 "余弦退火 ηₜ = ½η_max(1 + cos(πt/T))，t = 0…T−1；把每步的 (1 − ηₜλ) 连乘。第二个值用恒定学习率 η_max。"),
+                 "余弦退火的学习率乘数是 ½(1 + cos(πt/T))，t = 0…T−1（注意分母是 T）；把每步的 (1 − ηₜλ) 连乘。第二个值用恒定学习率 η_max。",
+                 fixed_inputs=((0.1, 1.0, 10), (0.2, 0.5, 4))),
         Question("ex07.q3", 3, (3096479,), "fedavg_round", fed_in, _fedavg_reference,
-                 "每个客户端的损失是 ½‖w − c_k‖²（梯度 w − c_k）；从全局权重出发、用全新的 AdamW 状态走 local_steps 步，最后对客户端结果取平均。"),
+                 "每个客户端的损失是 ½‖w − c_k‖²（梯度 w − c_k）；从全局权重出发、用全新的 AdamW 状态走 local_steps 步，最后对客户端结果取平均。",
+                 fixed_inputs=((_a(0.5, -1.0), np.array([[2.0, 1.0], [-1.0, 3.0], [0.0, -2.0]]), 0.1, 0.5, 5),)),
         Question("ex07.q4", 2, (3096537,), "quantization_mse", quant_in, _quant_mse,
-                 "对称逐张量量化：scale = max|w| / (2^(bits−1) − 1)，四舍五入到整数并截断到 ±(2^(bits−1) − 1)，再乘回 scale。"),
+                 "对称逐张量量化：scale = max|w| / (2^(bits−1) − 1)，四舍五入到整数并截断到 ±(2^(bits−1) − 1)，再乘回 scale；返回均方误差（不开方）。",
+                 float32=True, atol=0.0, fixed_inputs=((_a(0.9, -0.35, 0.1, 0.52, -1.0, 0.27), 3),)),
     ]
 
 
@@ -454,7 +477,3 @@ QUESTIONS: dict[str, Question] = {q.id: q for make in (_ex00, _ex01, _ex02, _ex0
 EXERCISES: dict[str, list[Question]] = {}
 for _q in QUESTIONS.values():
     EXERCISES.setdefault(_q.exercise, []).append(_q)
-
-
-def questions_of(exercise: str) -> list[Question]:
-    return EXERCISES[exercise]

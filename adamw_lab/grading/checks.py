@@ -36,7 +36,7 @@ def evaluate(question, func, rng) -> tuple[str, str]:
         why = compare(question, plain, expected_plain(question.expected(*case)))
         if why:
             return FAILED, f"{why}。提示：{question.hint}"
-    return PASSED, f"在 {len(question.draw_cases(rng))} 组随机输入上与参考实现一致（容差 {question.tolerance_text()}）。"
+    return PASSED, f"在 {len(question.draw_cases(rng))} 组输入（含固定的边界情形与新的随机输入）上与参考实现一致（容差 {question.tolerance_text()}）。"
 
 
 def check(question_id: str, func=None) -> None:

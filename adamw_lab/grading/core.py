@@ -21,10 +21,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from adamw_lab.grading.wire import NotPlainData, decode_argument, to_plain  # noqa: F401  (re-exported)
+
 # Statuses of one question, shown to students as-is.
 PASSED = "通过"
 FAILED = "未通过"
 TODO = "未完成"
+
+
+# Tolerances: a float64 question is checked at float64 precision (float32 work
+# fails it, with a message that says so); a question that allows float32 is
+# checked at float32 precision, whatever dtype the answer used.
+FLOAT64_TOL = (1e-9, 1e-12)
+FLOAT32_TOL = (1e-4, 1e-6)
 
 
 @dataclass(frozen=True)
@@ -36,24 +45,40 @@ class Question:
     make_inputs: Callable[[np.random.Generator], tuple]   # positional arguments, fresh each call
     expected: Callable[..., Any]              # reference answer for those arguments
     hint: str                                 # Chinese, says where to look, never the answer
-    rtol: float = 1e-6
-    atol: float = 1e-9
+    float32: bool = False                     # float32 answers accepted (float32 tolerance)
+    rtol: float | None = None                 # default: FLOAT32_TOL or FLOAT64_TOL
+    atol: float | None = None
     cases: int = 3                            # random input sets per check
     fixed_inputs: tuple = field(default_factory=tuple)  # edge cases always tried first
+    optimizer_ok: bool = False                # the task is to drive torch.optim (else: write the update)
+    autograd_ok: bool = True                  # False: the gradient is to be derived by hand
 
     @property
     def exercise(self) -> str:
         return self.id.split(".")[0]
 
+    @property
+    def tolerance(self) -> tuple[float, float]:
+        rtol, atol = FLOAT32_TOL if self.float32 else FLOAT64_TOL
+        return (rtol if self.rtol is None else self.rtol, atol if self.atol is None else self.atol)
+
     def tolerance_text(self) -> str:
-        return f"rtol={self.rtol:g}, atol={self.atol:g}"
+        rtol, atol = self.tolerance
+        return f"rtol={rtol:g}, atol={atol:g}"
+
+    def policy_text(self) -> str:
+        """The dtype and tolerance sentence that the question's text in the notebook states."""
+        rtol, atol = self.tolerance
+        if rtol == 0 and atol == 0:
+            return "返回整数；检查要求完全相等。"
+        if self.float32:
+            dtype = "数据类型：float32 或 float64 都可以（容差按 float32 的舍入误差设定）。"
+        else:
+            dtype = "数据类型：float64（输入是 float64 的 NumPy 数组；改用 float32 计算会因舍入误差而不通过）。"
+        return dtype + f"检查的容差：`{self.tolerance_text()}`。"
 
     def draw_cases(self, rng: np.random.Generator) -> list[tuple]:
         return list(self.fixed_inputs) + [self.make_inputs(rng) for _ in range(self.cases)]
-
-
-class NotPlainData(TypeError):
-    """The answer is not a number, an array of numbers, or a tuple of those."""
 
 
 # --- plain data -----------------------------------------------------------------------
@@ -69,15 +94,6 @@ def encode_argument(x):
     if isinstance(x, (float, np.floating)):
         return ["float", float(x)]
     raise TypeError(f"unsupported argument type {type(x).__name__}")
-
-
-def decode_argument(item):
-    kind, value = item
-    if kind == "array":
-        return np.asarray(value, dtype=np.float64)
-    if kind == "int":
-        return int(value)
-    return float(value)
 
 
 def validate_plain(value, depth: int = 0, budget: list | None = None):
@@ -101,30 +117,6 @@ def validate_plain(value, depth: int = 0, budget: list | None = None):
     raise NotPlainData(f"{type(value).__name__} is not plain data")
 
 
-def to_plain(value, depth: int = 0):
-    """Convert what a student's function returned to JSON-ready plain data (in the student's process).
-
-    Accepts Python and NumPy numbers, NumPy arrays, torch tensors, and
-    lists/tuples of those.  Other objects (for instance an object whose
-    ``__eq__`` always says True) raise :class:`NotPlainData`.
-    """
-    if depth > 8:
-        raise NotPlainData("nested too deeply")
-    if value is None or isinstance(value, (bool, np.bool_)):
-        raise NotPlainData(f"{type(value).__name__} is not a number")
-    if type(value) in (int, float) or isinstance(value, (np.integer, np.floating)):
-        return float(value)
-    if type(value) is np.ndarray:
-        if value.dtype.kind not in "iuf":
-            raise NotPlainData(f"array of dtype {value.dtype}")
-        return value.astype(np.float64).tolist()
-    if type(value).__module__ == "torch" and type(value).__name__ in ("Tensor", "Parameter"):
-        return to_plain(value.detach().cpu().double().numpy(), depth)
-    if type(value) in (list, tuple):
-        return [to_plain(v, depth + 1) for v in value]
-    raise NotPlainData(f"{type(value).__name__} is not a number, an array or a tuple")
-
-
 def expected_plain(value):
     """The reference answer as plain data with its structure: float, ndarray, or tuple."""
     if isinstance(value, tuple):
@@ -132,6 +124,22 @@ def expected_plain(value):
     if isinstance(value, np.ndarray):
         return value.astype(np.float64)
     return float(value)
+
+
+def _close(got, want, rtol: float, atol: float) -> bool:
+    return bool(np.all(np.abs(got - want) <= atol + rtol * np.abs(want)))
+
+
+def _mismatch(question: Question, got, want) -> str | None:
+    """None if ``got`` is within the question's tolerance; else why not (float32 round-off named)."""
+    if not np.all(np.isfinite(got)):
+        return "返回了 nan 或 inf"
+    if _close(got, want, *question.tolerance):
+        return None
+    if not question.float32 and _close(got, want, *FLOAT32_TOL):
+        return ("数值只在 float32 舍入误差的量级上与参考结果不同：这道题要求 float64"
+                "（torch 张量请用 dtype=torch.float64，或者直接用 NumPy 计算）")
+    return f"数值与参考结果不符（容差 {question.tolerance_text()}）"
 
 
 def compare(question: Question, got, want) -> str | None:
@@ -154,14 +162,10 @@ def compare(question: Question, got, want) -> str | None:
             return "返回值不是规则的数值数组"
         if arr.shape != want.shape:
             return f"形状应为 {want.shape}，实际为 {arr.shape}"
-        ok = np.allclose(arr, want, rtol=question.rtol, atol=question.atol, equal_nan=False)
-        return None if ok else f"数值与参考结果不符（容差 {question.tolerance_text()}）"
+        return _mismatch(question, arr, want)
     # scalar
     if type(got) is list:
         return "应返回一个数，而不是数组"
     if type(got) not in (int, float):
         return "应返回一个数"
-    if not math.isfinite(got) and got != want:
-        return "返回了 nan 或 inf"
-    ok = abs(got - want) <= question.atol + question.rtol * abs(want)
-    return None if ok else f"数值与参考结果不符（容差 {question.tolerance_text()}）"
+    return _mismatch(question, np.float64(got), np.float64(want))

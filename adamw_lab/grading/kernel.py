@@ -1,7 +1,9 @@
 """Entry point of the sandboxed kernel: resource limits, preloaded libraries, then ipykernel.
 
-``python -m adamw_lab.grading.kernel -f CONNECTION_FILE`` is the ``argv`` of the
-grader's kernel spec.  The limits apply to the kernel and everything it starts.
+``python -m adamw_lab.grading.kernel -f CONNECTION_FILE`` is the end of the
+``argv`` of the grader's kernel spec (after the ``bwrap`` options).  It runs
+inside the sandbox, from the stripped copy of ``adamw_lab`` that holds no
+answer key (see :mod:`adamw_lab.grading.sandbox`).  The limits apply to the kernel and everything it starts.
 On a system where a limit is not supported (macOS has no address-space limit)
 it is skipped: the per-cell timeout still applies.
 """
@@ -36,14 +38,11 @@ def main() -> None:
         pass  # already a session leader
     # Load the heavy libraries before the first cell: a student's `import torch`
     # is then instant, so the per-cell timeout measures their code, not a cold
-    # import (seconds on a busy machine or a fresh install).  The same for
-    # adamw_lab (matplotlib comes with it) and its C++ kernel, which is
-    # compiled on a machine's first use.
+    # import (seconds on a busy machine or a fresh install).  The same for the
+    # book helpers the notebooks import (matplotlib comes with them).
     import numpy  # noqa: F401
     import torch  # noqa: F401
-    import adamw_lab.grading  # noqa: F401
-    from adamw_lab import cpp_kernel
-    cpp_kernel.available("cpu")
+    import adamw_lab.book  # noqa: F401
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance(argv=sys.argv[1:])
