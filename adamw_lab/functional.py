@@ -15,13 +15,16 @@ passed in as ``step_size = lr/(1−β₁ᵗ)`` and ``bc2_sqrt = √(1−β₂ᵗ
 
 The fused kernels live in :mod:`adamw_lab.triton_kernels` (GPU) and
 :mod:`adamw_lab.cpp_kernel` (CPU); :func:`fused_launches` builds the tables
-that both read.
+that both read, whose layout is defined once here (:data:`ROW`,
+:data:`HYPER`) and handed to both kernels.  Which implementation runs is
+decided by :mod:`adamw_lab.kernels`.
 """
 from __future__ import annotations
 
 import functools
 
 import torch
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 DECAYS = ("decoupled", "l2", "prox")
 
@@ -33,8 +36,8 @@ def adam_update_(p, g, m, v, vmax, *, lr, weight_decay, step_size, bc2_sqrt,
     if maximize:
         g = -g
     if decay == "l2":
-        g = g + weight_decay * p                 # λw joins the gradient
-    elif decay == "decoupled":
+        g = g + (weight_decay * p).to(g.dtype)   # λw joins the gradient (in g's dtype, even
+    elif decay == "decoupled":                   # for a 0-d w and a float64 0-d tensor λ)
         p.mul_(1 - lr * weight_decay)            # shrink before the Adam step, as torch does
     m.lerp_(g, 1 - beta1)                        # m ← β₁m + (1−β₁)g
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
@@ -47,12 +50,31 @@ def adam_update_(p, g, m, v, vmax, *, lr, weight_decay, step_size, bc2_sqrt,
         p.div_(1 + lr * weight_decay)            # exact proximal map of (λ/2)‖w‖²
 
 
+def per_model(x) -> bool:
+    """Whether a hyperparameter is a batched sweep: a tensor of more than one value.
+
+    A one-element tensor of any shape (``()``, ``(1,)``, ``(1, 1)``) is a
+    scalar, as in ``torch.optim``.
+    """
+    return isinstance(x, torch.Tensor) and x.numel() > 1
+
+
 def _shaped(x, p):
-    """A float as it is; a per-model tensor [M] as [M, 1, …, 1] on ``p``'s device and dtype."""
+    """A float as it is; a tensor on ``p``'s device and dtype, a per-model tensor [M]
+    as [M, 1, …, 1] and a one-element tensor as a 0-d one."""
     if not isinstance(x, torch.Tensor):
         return x
     x = x.to(device=p.device, dtype=p.dtype)
-    return x if x.dim() == 0 else x.reshape((-1,) + (1,) * (p.dim() - 1))
+    return x.reshape((-1,) + (1,) * (p.dim() - 1)) if per_model(x) else x.reshape(())
+
+
+def as_real(*lists):
+    """Each list with its complex tensors viewed as real ones (``torch.view_as_real``).
+
+    A complex number is updated as its pair (real, imaginary), as
+    ``torch.optim.AdamW`` does: v accumulates re(g)² and im(g)² separately.
+    """
+    return [[torch.view_as_real(x) if x.is_complex() else x for x in xs] for xs in lists]
 
 
 def per_param_hyper(params, *, steps, lr, weight_decay, beta1, beta2):
@@ -161,19 +183,32 @@ def adam_compiled(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta
         hyper = [[x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64, device=p.device)
                   for x, p in zip(xs, params)] for xs in hyper]
     lrs, wds, step_sizes, bc2_sqrts = hyper
+    # the compiled loop loses its in-place updates of 0-d tensors (torch 2.13: m and v of a
+    # 0-d parameter stay 0); the same memory viewed as [1] is updated correctly
+    params, grads, ms, vs, vmaxs = ([x.view(1) if x.dim() == 0 else x for x in xs]
+                                    for xs in (params, grads, ms, vs, vmaxs))
     _compiled_adam_loop()(params, grads, ms, vs, vmaxs, lrs=lrs, weight_decays=wds,
                           step_sizes=step_sizes, bc2_sqrts=bc2_sqrts, beta1=beta1, beta2=beta2,
                           eps=eps, decay=decay, maximize=maximize)
 
 
 # ------------------------------------------- the tables of the fused kernels
+# The layout of the tables both fused kernels read, defined once: the Triton kernel
+# gets these positions as constants, the C++ kernel as a header generated from them
+# (cpp_kernel.layout_header).  A row of the int64 tensor table, one per tensor:
+ROW = ("p", "g", "m", "v", "vmax", "numel", "per_model")   # addresses; numel; elements per model
+# the float64 hyperparameter table: these scalars, then lr_0 … lr_{M−1}, then λ_0 … λ_{M−1}
+HYPER = ("beta1", "beta2", "eps", "bc1", "bc2_sqrt")       # β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ)
+
+
 class Launch:
     """What one call of a fused kernel (Triton or C++) needs: tensors of one dtype,
     device and step number t, described by tables that the kernel reads.
 
-    ``rows``: per tensor ``[w, g, m, v, v_max]`` addresses (``v_max`` = ``v``
-    without amsgrad), ``numel`` and elements per model; ``hyper``:
-    ``[β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}]`` in float64.
+    ``rows``: per tensor the :data:`ROW` fields (addresses of w, g, m, v,
+    v_max, where v_max = v without amsgrad; ``numel``; elements per model);
+    ``hyper``: the :data:`HYPER` scalars then ``lr_0 … lr_{M−1}, λ_0 … λ_{M−1}``,
+    in float64.
     """
 
     def __init__(self, dtype, device, step, n_models):
@@ -181,6 +216,11 @@ class Launch:
         self.rows, self.hyper = [], []
         self.keep_alive = []   # temporaries must outlive an asynchronous launch
         self.write_back = []   # (original, contiguous copy) pairs to copy back afterwards
+
+    def numels(self) -> tuple:
+        """The number of elements of each tensor (what :func:`block_table` needs)."""
+        column = ROW.index("numel")
+        return tuple(row[column] for row in self.rows)
 
     def finish(self):
         """Copy the updates of strided tensors back into them."""
@@ -199,50 +239,74 @@ def block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
     return torch.stack([tensor, start], 1).to(device)
 
 
-def _flat_compatible(p, *others) -> bool:
-    """True when ``p`` and ``others`` fill ``numel`` consecutive elements with one layout.
+def _dense(t) -> bool:
+    """True when ``t`` fills ``numel`` consecutive elements (contiguous, transposed,
+    channels_last, ...; not a slice with gaps, not an expanded tensor)."""
+    by_stride = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    return t.permute(by_stride).is_contiguous()
 
-    Then element ``k`` of each array in memory order belongs to the same
-    coordinate, and a kernel can treat them all as flat arrays (a transposed
-    weight qualifies; a slice with gaps does not).
+
+def _flat_arrays(p, g, m, v, vmax, launch):
+    """``p, g, m, v, vmax`` as arrays that a kernel can walk as one flat index.
+
+    Element ``k`` in memory order must be the same coordinate in all five,
+    so every array needs ``p``'s layout, or the contiguous layout when ``p``
+    itself has gaps.  An array in another layout (a contiguous gradient of a
+    transposed weight, an expanded gradient, a state loaded with other
+    strides) is replaced by a copy in that layout; the copies of ``p``, ``m``,
+    ``v``, ``vmax`` are written back by :meth:`Launch.finish`.  Without
+    amsgrad ``vmax`` is ``v`` and stays the same array.
     """
-    by_stride = sorted(range(p.dim()), key=lambda d: -p.stride(d))
-    dense = p.permute(by_stride).is_contiguous()
-    return dense and all(t.stride() == p.stride() for t in others)
+    dense = _dense(p)
+    layout = torch.preserve_format if dense else torch.contiguous_format
+
+    def in_layout(x):
+        if x.dtype == p.dtype and (x.stride() == p.stride() if dense else x.is_contiguous()):
+            return x
+        return torch.empty_like(p, memory_format=layout).copy_(x)
+
+    g = in_layout(g)
+    flat = {}
+    for x in (p, m, v, vmax):
+        if id(x) not in flat:
+            flat[id(x)] = in_layout(x)
+            if flat[id(x)] is not x:
+                launch.write_back.append((x, flat[id(x)]))
+    return (flat[id(p)], g, flat[id(m)], flat[id(v)], flat[id(vmax)])
 
 
 def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1, beta2, eps):
     """The :class:`Launch` es of one step of a fused kernel: one per (dtype, device, t).
 
-    In practice one per parameter group.  A tensor whose layout a kernel
-    cannot treat as flat (a strided view) is updated through contiguous
-    copies, written back by :meth:`Launch.finish`.
+    In practice one per parameter group.  Tensors are real (complex ones
+    are viewed as real by the caller) and plain (no ``DTensor``).
     """
     amsgrad = bool(vmaxs)
-    per_model = any(isinstance(x, torch.Tensor) and x.dim() == 1 for x in (lr, weight_decay))
+    n_models = max(x.numel() if per_model(x) else 1 for x in (lr, weight_decay))
     launches = {}
     for i, p in enumerate(params):
+        if is_traceable_wrapper_subclass(p) or is_traceable_wrapper_subclass(grads[i]):
+            raise TypeError(f"a fused kernel reads the memory of plain tensors, not of a "
+                            f"{type(p).__name__}: pass its local shard (adamw_lab.kernels.local_shards)")
+        if n_models > 1 and (p.dim() == 0 or p.shape[0] != n_models):
+            raise ValueError(f"{n_models} per-model values but a tensor of shape {tuple(p.shape)} here "
+                             f"(a shard without the whole model dimension?): choose impl='foreach'")
         key = (p.dtype, p.device, steps[i])
         if key not in launches:
-            launches[key] = Launch(*key, n_models=p.shape[0] if per_model else 1)
+            launches[key] = Launch(*key, n_models=n_models)
         launch = launches[key]
-        g, m, v = grads[i], ms[i], vs[i]
-        vmax = vmaxs[i] if amsgrad else v
-        if g.dtype != p.dtype:
-            g = g.to(p.dtype)
-        contiguous = p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and v.is_contiguous()
-        if not (contiguous and vmax.is_contiguous()) and not _flat_compatible(p, g, m, v, vmax):
-            flat = [x.contiguous() for x in (p, g, m, v, vmax)]
-            launch.write_back += [(x, f) for x, f in zip((p, m, v, vmax), flat[:1] + flat[2:]) if x is not f]
-            p, g, m, v, vmax = flat
-        launch.keep_alive += [g, p, m, v, vmax]
-        launch.rows.append([p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
-                            p.numel(), max(p.numel() // launch.n_models, 1)])
+        arrays = _flat_arrays(p, grads[i], ms[i], vs[i], vmaxs[i] if amsgrad else vs[i], launch)
+        launch.keep_alive += arrays
+        p = arrays[0]
+        row = dict(zip(("p", "g", "m", "v", "vmax"), (x.data_ptr() for x in arrays)),
+                   numel=p.numel(), per_model=max(p.numel() // launch.n_models, 1))
+        launch.rows.append([row[field] for field in ROW])
     for launch in launches.values():
         t = launch.step
-        lrs, wds = (x.double().expand(launch.n_models).tolist() if isinstance(x, torch.Tensor)
+        lrs, wds = (x.double().reshape(-1).expand(launch.n_models).tolist() if isinstance(x, torch.Tensor)
                     else [float(x)] * launch.n_models for x in (lr, weight_decay))
-        launch.hyper = [beta1, beta2, eps, 1 - beta1**t, (1 - beta2**t) ** 0.5] + lrs + wds
+        scalars = dict(beta1=beta1, beta2=beta2, eps=eps, bc1=1 - beta1**t, bc2_sqrt=(1 - beta2**t) ** 0.5)
+        launch.hyper = [scalars[field] for field in HYPER] + lrs + wds
     return list(launches.values())
 
 

@@ -22,47 +22,9 @@ import math
 
 import torch
 
-from adamw_lab import cpp_kernel, triton_kernels
 from adamw_lab import functional as F
-
-IMPLS = ("per_tensor", "foreach", "compiled", "cpp", "triton")
-
-_ADAM_IMPLS = {
-    "per_tensor": F.adam_per_tensor,
-    "foreach": F.adam_foreach,
-    "compiled": F.adam_compiled,
-    "cpp": cpp_kernel.adam_cpp,
-    "triton": triton_kernels.adam_triton,
-}
-_SGD_IMPLS = {"per_tensor": F.sgd_per_tensor, "foreach": F.sgd_foreach}
-
-
-def available_impls(device) -> list[str]:
-    """Implementations that can run on ``device`` (a ``torch.device`` or string)."""
-    device = torch.device(device)
-    impls = ["per_tensor", "foreach", "compiled"]
-    if cpp_kernel.available(device):
-        impls.append("cpp")
-    if triton_kernels.available(device):
-        impls.append("triton")
-    return impls
-
-
-def default_impl(device) -> str:
-    """The fastest implementation on ``device`` that needs no ``torch.compile``.
-
-    On a GPU it is the fused Triton kernel, on the CPU the fused C++ kernel
-    (it compiles in about a second, once per machine); without Triton or a
-    C++ compiler, ``foreach``.  ``compiled`` (``torch.compile``) is opt-in:
-    it costs tens of seconds of compilation at the first step and is not
-    faster per step (see the appendix 从公式到内核).
-    """
-    device = torch.device(device)
-    if device.type == "cuda" and triton_kernels.available(device):
-        return "triton"
-    if cpp_kernel.available(device):
-        return "cpp"
-    return "foreach"
+from adamw_lab import kernels
+from adamw_lab.kernels import available_impls, default_impl  # noqa: F401  (the registry's)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, *, batched: bool = False):
@@ -95,8 +57,9 @@ def _check_hyper(name: str, value, ok, rule: str):
 
 
 def _check_sweep_shape(name: str, value, params):
-    """A tensor ``lr``/``weight_decay`` is a scalar or one value per model (leading dim M)."""
-    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+    """A tensor ``lr``/``weight_decay`` is a scalar (one element, any shape, as in torch)
+    or one value per model (1-D, leading dim M)."""
+    if not F.per_model(value):
         return
     if value.dim() != 1:
         raise ValueError(f"Invalid {name}: a sweep tensor must be 1-D, got shape {tuple(value.shape)}")
@@ -110,15 +73,12 @@ def _check_sweep_shape(name: str, value, params):
 class _Base(torch.optim.Optimizer):
     """What the Adam and SGD families share: checks, ``impl`` choice, gradient collection."""
 
-    _impls: dict = {}
+    family = "adam"   # which implementations serve it (adamw_lab.kernels)
 
     def __init__(self, params, defaults, *, foreach, fused, capturable=False, differentiable=False):
         for name, flag in (("capturable", capturable), ("differentiable", differentiable)):
             if flag:
                 raise ValueError(f"{name}=True is not supported by adamw_lab.{type(self).__name__}")
-        impl = defaults["impl"]
-        if impl is not None and impl not in self._impls:
-            raise ValueError(f"Invalid impl: {impl!r} (choose from {sorted(self._impls)})")
         if foreach and fused:
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
@@ -131,6 +91,8 @@ class _Base(torch.optim.Optimizer):
                      "finite and >= 0")
         for name in ("lr", "weight_decay"):
             _check_sweep_shape(name, group[name], group["params"])
+        kernels.check_choice(self.family, type(self).__name__, impl=group["impl"],
+                             foreach=group.get("foreach"), fused=group.get("fused"))
         self._check_group(group)
 
     def _check_group(self, group):
@@ -144,25 +106,10 @@ class _Base(torch.optim.Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("fused", None)
 
-    def _impl_for(self, group, device):
-        """The implementation function for ``group``: ``impl``, else ``fused``/``foreach``, else default."""
-        impl = group["impl"]
-        if impl is None and group.get("fused"):
-            fused = [i for i in ("triton", "cpp") if i in self._impls and i in available_impls(device)]
-            impl = fused[0] if fused else "compiled"
-        if impl is None and group.get("foreach"):
-            impl = "foreach"
-        if impl is None:
-            impl = default_impl(device)
-        if impl not in self._impls:
-            impl = "foreach"
-        if impl == "triton" and not triton_kernels.available(device):
-            raise RuntimeError(f"impl='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1); "
-                               f"parameters are on {device}")
-        if impl == "cpp" and device.type != "cpu":
-            raise RuntimeError(f"impl='cpp' runs on the CPU; parameters are on {device} "
-                               f"(choose impl='triton' or 'foreach')")
-        return self._impls[impl]
+    def _kernel_for(self, group, params) -> kernels.Kernel:
+        """The implementation that updates ``params`` of ``group`` (:func:`adamw_lab.kernels.resolve`)."""
+        return kernels.resolve(self.family, type(self).__name__, params, impl=group["impl"],
+                               foreach=group.get("foreach"), fused=group.get("fused"))
 
     def _params_with_grad(self, group):
         """The parameters of ``group`` that have a gradient, and their gradients."""
@@ -194,7 +141,6 @@ class _Base(torch.optim.Optimizer):
 # ------------------------------------------------------------------ Adam
 class _Adam(_Base):
     decay = "decoupled"
-    _impls = _ADAM_IMPLS
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
@@ -231,8 +177,11 @@ class _Adam(_Base):
         vs = [state["exp_avg_sq"] for state in states]
         vmaxs = [state["max_exp_avg_sq"] for state in states] if group["amsgrad"] else []
         beta1, beta2 = group["betas"]
-        update = self._impl_for(group, params[0].device)
-        update(params, grads, ms, vs, vmaxs, steps=steps, lr=group["lr"],
+        kernel = self._kernel_for(group, params)
+        if kernel.fused:   # the fused kernels read memory: plain tensors, each rank's own shard
+            params, grads, ms, vs, vmaxs = kernels.local_shards(params, grads, ms, vs, vmaxs)
+        params, grads, ms, vs, vmaxs = F.as_real(params, grads, ms, vs, vmaxs)   # complex: (re, im) pairs
+        kernel.function(self.family)(params, grads, ms, vs, vmaxs, steps=steps, lr=group["lr"],
                weight_decay=group["weight_decay"], beta1=float(beta1), beta2=float(beta2),
                eps=group["eps"], decay=self.decay, maximize=group["maximize"])
 
@@ -276,7 +225,7 @@ class AdamWProx(_Adam):
 # ------------------------------------------------------------------ SGD
 class _SGD(_Base):
     decay = "decoupled"
-    _impls = _SGD_IMPLS
+    family = "sgd"
 
     def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=1e-2, *, maximize=False,
                  foreach=None, impl=None):
@@ -294,8 +243,8 @@ class _SGD(_Base):
             if "momentum_buffer" not in state:   # torch.optim.SGD's key
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             bufs.append(state["momentum_buffer"])
-        update = self._impl_for(group, params[0].device)
-        update(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
+        kernel = self._kernel_for(group, params)
+        kernel.function(self.family)(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
                momentum=group["momentum"], decay=self.decay, maximize=group["maximize"])
 
 

@@ -30,7 +30,6 @@ except ImportError:  # triton is optional: CPU-only installs on macOS or Windows
 
 BLOCK = 2048       # elements per program instance: 8 KB of each fp32 array in flight
 NUM_WARPS = 8
-_TABLE_COLUMNS = 7   # p, g, m, v, vmax addresses; numel; elements per model
 
 
 def interpreting() -> bool:
@@ -45,6 +44,13 @@ def available(device) -> bool:
 
 
 if triton is not None:
+    # positions in the tables' rows, read from functional.ROW and HYPER (the layout is defined there)
+    ROW_WIDTH = tl.constexpr(len(F.ROW))
+    COL_P, COL_G, COL_M, COL_V, COL_VMAX, COL_NUMEL, COL_PER_MODEL = (
+        tl.constexpr(F.ROW.index(name)) for name in ("p", "g", "m", "v", "vmax", "numel", "per_model"))
+    H_BETA1, H_BETA2, H_EPS, H_BC1, H_BC2_SQRT = (
+        tl.constexpr(F.HYPER.index(name)) for name in ("beta1", "beta2", "eps", "bc1", "bc2_sqrt"))
+    N_HYPER = tl.constexpr(len(F.HYPER))
 
     @triton.jit
     def adam_kernel(tensors_ptr, blocks_ptr, hyper_ptr, n_models,
@@ -55,31 +61,31 @@ if triton is not None:
         block = tl.program_id(0)
         i = tl.load(blocks_ptr + 2 * block)
         start = tl.load(blocks_ptr + 2 * block + 1)
-        row = tensors_ptr + i * 7
-        p_ptr = tl.load(row + 0).to(tl.pointer_type(DTYPE))
-        g_ptr = tl.load(row + 1).to(tl.pointer_type(DTYPE))
-        m_ptr = tl.load(row + 2).to(tl.pointer_type(DTYPE))
-        v_ptr = tl.load(row + 3).to(tl.pointer_type(DTYPE))
-        vmax_ptr = tl.load(row + 4).to(tl.pointer_type(DTYPE))
-        n = tl.load(row + 5)
+        row = tensors_ptr + i * ROW_WIDTH
+        p_ptr = tl.load(row + COL_P).to(tl.pointer_type(DTYPE))
+        g_ptr = tl.load(row + COL_G).to(tl.pointer_type(DTYPE))
+        m_ptr = tl.load(row + COL_M).to(tl.pointer_type(DTYPE))
+        v_ptr = tl.load(row + COL_V).to(tl.pointer_type(DTYPE))
+        vmax_ptr = tl.load(row + COL_VMAX).to(tl.pointer_type(DTYPE))
+        n = tl.load(row + COL_NUMEL)
         offs = start + tl.arange(0, BLOCK)
         mask = offs < n
 
         # Hyperparameters, stored in float64 so that fp64 parameters keep full precision:
         # [β₁, β₂, ε, 1−β₁ᵗ, √(1−β₂ᵗ), lr_0 … lr_{M−1}, λ_0 … λ_{M−1}].  Scalars such as
         # η/(1−β₁ᵗ) are formed in float64 and rounded once, as torch.optim does.
-        beta1 = tl.load(hyper_ptr + 0)
-        beta2 = tl.load(hyper_ptr + 1)
-        eps = tl.load(hyper_ptr + 2).to(ACC)
-        bc1 = tl.load(hyper_ptr + 3)
-        bc2_sqrt = tl.load(hyper_ptr + 4).to(ACC)
+        beta1 = tl.load(hyper_ptr + H_BETA1)
+        beta2 = tl.load(hyper_ptr + H_BETA2)
+        eps = tl.load(hyper_ptr + H_EPS).to(ACC)
+        bc1 = tl.load(hyper_ptr + H_BC1)
+        bc2_sqrt = tl.load(hyper_ptr + H_BC2_SQRT).to(ACC)
         if PER_MODEL:   # batched sweep: element offs belongs to model offs // (numel/M)
-            model = offs // tl.load(row + 6)
-            lr = tl.load(hyper_ptr + 5 + model, mask=mask, other=0.0)
-            wd = tl.load(hyper_ptr + 5 + n_models + model, mask=mask, other=0.0)
+            model = offs // tl.load(row + COL_PER_MODEL)
+            lr = tl.load(hyper_ptr + N_HYPER + model, mask=mask, other=0.0)
+            wd = tl.load(hyper_ptr + N_HYPER + n_models + model, mask=mask, other=0.0)
         else:
-            lr = tl.load(hyper_ptr + 5)
-            wd = tl.load(hyper_ptr + 6)
+            lr = tl.load(hyper_ptr + N_HYPER)
+            wd = tl.load(hyper_ptr + N_HYPER + 1)
 
         # The update: one load of each array, arithmetic in registers, one store.
         p = tl.load(p_ptr + offs, mask=mask).to(ACC)
@@ -124,7 +130,9 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
     """The fused kernel; same signature as :func:`adamw_lab.functional.adam_per_tensor`.
 
     One launch per (dtype, step number); in practice one per parameter group
-    (:func:`adamw_lab.functional.fused_launches` builds the tables).
+    (:func:`adamw_lab.functional.fused_launches` builds the tables).  Plain
+    real tensors only (:mod:`adamw_lab.kernels` views complex tensors as real
+    and replaces DTensors by their local shards first).
     """
     for launch in F.fused_launches(params, grads, ms, vs, vmaxs, steps=steps, lr=lr,
                                    weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps):
@@ -133,7 +141,7 @@ def adam_triton(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, beta1,
         # from pinned memory so that the host need not wait for the previous step's kernel
         tensors = _to_device(torch.tensor(launch.rows, dtype=torch.int64), device)
         hyper = _to_device(torch.tensor(launch.hyper, dtype=torch.float64), device)
-        blocks = F.block_table(tuple(r[5] for r in launch.rows), str(device), BLOCK)
+        blocks = F.block_table(launch.numels(), str(device), BLOCK)
         acc = tl.float64 if launch.dtype == torch.float64 else tl.float32
         adam_kernel[(blocks.shape[0],)](
             tensors, blocks, hyper, launch.n_models, DTYPE=_tl_dtype(launch.dtype), ACC=acc,

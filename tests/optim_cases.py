@@ -139,6 +139,61 @@ def check_sweep_matches_loop(impl, name, device, M=6, steps=60):
         torch.testing.assert_close(b[k].cpu(), bk, rtol=2e-5, atol=2e-6)
 
 
+# ------------------------------------------------------------------ layouts
+# Gradients assigned by hand (as from a flat buffer, a hook or another library) need not
+# share the parameter's layout; each entry: name -> (parameter, gradient at a step).
+def _layouts(dtype, device, g):
+    def randn(*shape, dtype=dtype):
+        return torch.randn(*shape, generator=g, dtype=dtype).to(device)
+
+    cdtype = {torch.float32: torch.complex64, torch.float64: torch.complex128}[dtype]
+    return {
+        "transposed param, contiguous grad": (randn(4, 6).t(), lambda: randn(6, 4)),
+        "contiguous param, transposed grad": (randn(6, 4), lambda: randn(4, 6).t()),
+        "sliced param": (randn(4, 10)[:, ::2], lambda: randn(4, 5)),
+        "sliced param, sliced grad": (randn(5, 6)[1:, ::2], lambda: randn(3, 8)[:, 1:5].t()),
+        "channels_last param, contiguous grad": (
+            randn(2, 3, 4, 5).to(memory_format=torch.channels_last), lambda: randn(2, 3, 4, 5)),
+        "contiguous param, channels_last grad": (
+            randn(2, 3, 4, 5), lambda: randn(2, 3, 4, 5).to(memory_format=torch.channels_last)),
+        "0-d": (randn(()), lambda: randn(())),
+        "expanded grad": (randn(6, 4), lambda: randn(4).expand(6, 4)),
+        "complex": (randn(3, 4, dtype=cdtype), lambda: randn(3, 4, dtype=cdtype)),
+        "complex transposed, contiguous grad": (randn(4, 3, dtype=cdtype).t(), lambda: randn(3, 4, dtype=cdtype)),
+    }
+
+
+def check_layouts_match_torch(impl, name, dtype, device, *, amsgrad=False, maximize=False, steps=5):
+    """Parameters and hand-assigned gradients in every layout of :func:`_layouts`, all in one
+    group: ``adamw_lab.<name>(impl=impl)`` follows torch's for-loop (``foreach=False``)."""
+    g = torch.Generator().manual_seed(0)
+    layouts = _layouts(dtype, device, g)
+    ours = {k: torch.nn.Parameter(p) for k, (p, _) in layouts.items()}
+    theirs = {k: torch.nn.Parameter(p.detach().clone()) for k, p in ours.items()}
+    assert ours["transposed param, contiguous grad"].stride() == (1, 6)   # a view's strides kept
+    kw = dict(lr=0.05, weight_decay=0.3, amsgrad=amsgrad, maximize=maximize)
+    opt_a = getattr(adamw_lab, name)(list(ours.values()), impl=impl, **kw)
+    opt_b = TORCH_TWIN[name](list(theirs.values()), foreach=False, fused=False, **kw)
+    for _ in range(steps):
+        for k, (_, grad) in layouts.items():
+            ours[k].grad = grad()
+            theirs[k].grad = ours[k].grad.clone()   # clone() keeps the layout
+        opt_a.step()
+        opt_b.step()
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for k in layouts:
+        torch.testing.assert_close(ours[k], theirs[k], **tol, msg=lambda m, k=k: f"{k}: {m}")
+        for key, value in opt_b.state[theirs[k]].items():
+            torch.testing.assert_close(opt_a.state[ours[k]][key], value, **tol,
+                                       msg=lambda m, k=k, key=key: f"{k}, state {key}: {m}")
+
+
+# the layout matrix's configurations: every (name, dtype, amsgrad/maximize)
+LAYOUT_CONFIGS = [(name, dtype, amsgrad, maximize) for name in ("AdamW", "AdamL2")
+                  for dtype in (torch.float32, torch.float64)
+                  for amsgrad, maximize in ((False, False), (True, False), (False, True))]
+
+
 def run_all(impl, device):
     """Every check for one implementation on one device (the script entry point)."""
     if impl == "compiled":   # 17 configurations: keep every one compiled, none eager
@@ -153,6 +208,9 @@ def run_all(impl, device):
     for name in ("AdamW", "AdamL2"):
         check_sweep_matches_loop(impl, name, device)
         print(f"ok {impl} {device} sweep {name}")
+    for name, dtype, amsgrad, maximize in LAYOUT_CONFIGS:
+        check_layouts_match_torch(impl, name, dtype, device, amsgrad=amsgrad, maximize=maximize)
+        print(f"ok {impl} {device} layouts {name} {dtype} amsgrad={amsgrad} maximize={maximize}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from optim_cases import check_matches_torch, check_sweep_matches_loop
+from optim_cases import check_layouts_match_torch, check_matches_torch, check_sweep_matches_loop
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                 reason="torch.compile on the CPU needs a C++ compiler")
@@ -12,6 +12,15 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c+
 
 def test_compiled_adamw_matches_torch_fp32():
     check_matches_torch("compiled", "AdamW", torch.float32, "cpu", amsgrad=True, steps=30)
+
+
+@pytest.mark.parametrize("name,dtype,amsgrad,maximize", [
+    ("AdamW", torch.float64, True, False),
+    ("AdamL2", torch.float32, False, True),   # a 0-d parameter under L2 crashed (float64 promotion)
+], ids=["AdamW-fp64-amsgrad", "AdamL2-fp32-maximize"])
+def test_compiled_in_other_layouts(name, dtype, amsgrad, maximize):
+    """Two of the layout matrix's configurations (each compiles one graph for all layouts)."""
+    check_layouts_match_torch("compiled", name, dtype, "cpu", amsgrad=amsgrad, maximize=maximize, steps=3)
 
 
 def test_compiled_adam_l2_sweep():

@@ -100,11 +100,10 @@ def test_bfloat16_goes_through_the_per_tensor_rule():
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
 
 
-def test_on_cuda_parameters_the_error_says_where_it_runs():
-    p = torch.nn.Parameter(torch.zeros(3))
-    opt = adamw_lab.AdamW([p], impl="cpp")
-    with pytest.raises(RuntimeError, match="impl='cpp' runs on the CPU"):
-        opt._impl_for(opt.param_groups[0], torch.device("cuda"))
+def test_on_other_devices_the_error_says_where_it_runs():
+    from adamw_lab import kernels
+    for device in ("cuda", "meta"):
+        assert kernels.KERNELS["cpp"].unavailable(torch.device(device)) == f"it runs on cpu, not on {device}"
 
 
 def _run_without_compiler(cxx: str, tmp_path) -> subprocess.CompletedProcess:
@@ -115,6 +114,10 @@ def _run_without_compiler(cxx: str, tmp_path) -> subprocess.CompletedProcess:
             "print('default', optim.default_impl('cpu'))\n"
             "adamw_lab.AdamW([p]).step()\n"
             "print('default step ok')\n"
+            "try:\n"
+            "    adamw_lab.AdamW([p], fused=True).step()\n"
+            "except RuntimeError as e:\n"
+            "    print('fused:', e)\n"
             "adamw_lab.AdamW([p], impl='cpp').step()\n")
     env = {"CXX": cxx, "ADAMW_LAB_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -123,10 +126,12 @@ def _run_without_compiler(cxx: str, tmp_path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("cxx", ["/nonexistent/g++", "false"])
 def test_without_a_working_compiler(cxx, tmp_path):
-    """The default falls back to foreach; asking for impl='cpp' says what is missing and what to do."""
+    """The default falls back to foreach (the one silent fallback); fused=True and
+    impl='cpp' raise, saying what is missing and what to do."""
     result = _run_without_compiler(cxx, tmp_path)
     assert "default foreach" in result.stdout and "default step ok" in result.stdout, result.stderr
+    assert "fused: `fused=True` on cpu needs impl='cpp', which cannot run here" in result.stdout
     assert result.returncode != 0
-    assert "BuildError" in result.stderr and "impl='foreach'" in result.stderr
+    assert "RuntimeError: impl='cpp' cannot run here" in result.stderr and "impl='foreach'" in result.stderr
     assert ("was not found" if cxx.startswith("/") else "exit status 1") in result.stderr
     assert list(tmp_path.glob("*.so")) == []   # no half-written library left behind

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adamw_lab
-from adamw_lab import cpp_kernel, optim, reference
-from optim_cases import (CPP, SmallNet, check_matches_torch, check_prox_matches_reference,
-                         train_pair)
+from adamw_lab import cpp_kernel, reference
+from optim_cases import (CPP, LAYOUT_CONFIGS, SmallNet, check_layouts_match_torch,
+                         check_matches_torch, check_prox_matches_reference, train_pair)
 
 # compiled: test_kernels_compiled.py; triton: test_kernels_triton.py; cpp-only cases: test_kernels_cpp.py
 IMPLS = ["per_tensor", "foreach", CPP]
@@ -24,6 +24,16 @@ SGD_IMPLS = ["per_tensor", "foreach"]
                          ids=["plain", "amsgrad", "maximize"])
 def test_matches_torch_over_100_steps(impl, name, dtype, amsgrad, maximize):
     check_matches_torch(impl, name, dtype, "cpu", amsgrad=amsgrad, maximize=maximize)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name,dtype,amsgrad,maximize", LAYOUT_CONFIGS,
+                         ids=[f"{n}-{str(d)[6:]}-{'amsgrad' if a else 'maximize' if m else 'plain'}"
+                              for n, d, a, m in LAYOUT_CONFIGS])
+def test_hand_assigned_gradients_in_other_layouts(impl, name, dtype, amsgrad, maximize):
+    """Transposed/contiguous, sliced, channels_last, 0-d, expanded and complex tensors,
+    gradients in a layout other than the parameter's: the same numbers as torch's for-loop."""
+    check_layouts_match_torch(impl, name, dtype, "cpu", amsgrad=amsgrad, maximize=maximize)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -204,18 +214,3 @@ def test_batched_param_groups_skip_the_model_dimension():
     groups = adamw_lab.param_groups(model, 0.1, batched=True)
     assert [id(p) for p in groups[0]["params"]] == [id(model.W1), id(model.W2)]
     assert [id(p) for p in groups[1]["params"]] == [id(model.b1), id(model.b2)]
-
-
-def test_default_implementation_and_flags():
-    fused = "cpp" if cpp_kernel.available("cpu") else "foreach"
-    assert optim.default_impl("cpu") == fused
-    assert {"per_tensor", "foreach", "compiled"} <= set(optim.available_impls("cpu"))
-    p = torch.nn.Parameter(torch.zeros(2))
-    opt = adamw_lab.AdamW([p], foreach=True)
-    assert opt._impl_for(opt.param_groups[0], p.device) is optim.F.adam_foreach
-    if fused == "cpp":
-        opt = adamw_lab.AdamW([p], fused=True)
-        assert opt._impl_for(opt.param_groups[0], p.device) is cpp_kernel.adam_cpp
-        assert adamw_lab.SGDW([p])._impl_for(opt.param_groups[0], p.device) is optim.F.sgd_foreach
-    with pytest.raises(RuntimeError, match="fused"):
-        adamw_lab.AdamW([p], foreach=True, fused=True)

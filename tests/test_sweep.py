@@ -61,13 +61,19 @@ def test_sweep_shape_mismatch_names_the_argument():
         adamw_lab.AdamL2([torch.nn.Parameter(torch.zeros(3, 2))], weight_decay=torch.zeros(2, 2))
 
 
-@pytest.mark.parametrize("impl", ["per_tensor", "foreach", CPP])
-def test_zero_dim_tensor_lr_is_a_scalar(impl):
-    """A 0-d tensor lr (allowed by torch.optim) is one value for every model."""
+SHAPES = [(), (1,), (1, 1)]
+
+
+@pytest.mark.parametrize("impl,shape", [(impl, shape) for impl in ("per_tensor", "foreach") for shape in SHAPES]
+                         + [pytest.param("cpp", shape, marks=CPP.marks) for shape in SHAPES]
+                         + [("compiled", ())])   # one compiled configuration: compiling takes seconds
+def test_one_element_tensor_lr_is_a_scalar(impl, shape):
+    """A tensor lr with one element, of any shape (allowed by torch.optim), is one value
+    for every parameter (a 0-d one included), not a sweep of one model."""
     a = torch.nn.Parameter(torch.ones(3, 2, dtype=torch.float64))
     s = torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
     b = [torch.nn.Parameter(t.detach().clone()) for t in (a, s)]
-    opt_a = adamw_lab.AdamW([a, s], lr=torch.tensor(0.1, dtype=torch.float64), impl=impl)
+    opt_a = adamw_lab.AdamW([a, s], lr=torch.full(shape, 0.1, dtype=torch.float64), impl=impl)
     opt_b = torch.optim.AdamW(b, lr=0.1)
     for _ in range(3):
         for ps, opt in (([a, s], opt_a), (b, opt_b)):

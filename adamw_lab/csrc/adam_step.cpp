@@ -10,19 +10,18 @@
 //
 // adamw_lab/cpp_kernel.py compiles this file at first use (g++ -O3
 // -march=native -fopenmp) and calls it through ctypes: no PyTorch header.
+// The tables' layout comes from a header that cpp_kernel.layout_header()
+// generates from adamw_lab.functional (-include): `struct Row` (addresses of
+// w, g, m, v and v_max = v without amsgrad, numel, elements per model), the
+// positions in the hyperparameter table (BETA1 ... BC2_SQRT, N_HYPER) and the
+// decay codes (DECOUPLED, L2, PROX).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 namespace {
 
-enum Decay { DECOUPLED = 0, L2 = 1, PROX = 2 };   // adamw_lab.functional.DECAYS
-
 constexpr int64_t LINE_BYTES = 64;
-
-// One row of the tensor table (adamw_lab.functional.fused_launches): addresses
-// of w, g, m, v and v_max (= v without amsgrad), numel, elements per model.
-struct Row { int64_t p, g, m, v, vmax, numel, per_model; };
 
 // Scalars of one segment, formed in float64 and rounded once, as torch.optim does.
 template <typename T>
@@ -90,7 +89,8 @@ void step(const Row* rows, const int64_t* blocks, int64_t n_blocks, int64_t bloc
           const double* hyper, int64_t n_models, int decay, int amsgrad, int maximize,
           int64_t prefetch_bytes, int threads) {
   const int64_t ahead = prefetch_bytes / int64_t(sizeof(T));   // elements
-  const double beta1 = hyper[0], beta2 = hyper[1], eps = hyper[2], bc1 = hyper[3], bc2_sqrt = hyper[4];
+  const double beta1 = hyper[BETA1], beta2 = hyper[BETA2], eps = hyper[EPS], bc1 = hyper[BC1],
+               bc2_sqrt = hyper[BC2_SQRT];
   // Static schedule: each thread updates one contiguous run of blocks.
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -99,7 +99,7 @@ void step(const Row* rows, const int64_t* blocks, int64_t n_blocks, int64_t bloc
     for (int64_t lo = first; lo < last;) {   // a batched sweep: cut the block at model boundaries
       const int64_t model = lo / r.per_model;
       const int64_t hi = std::min(last, (model + 1) * r.per_model);
-      const double lr = hyper[5 + model], wd = hyper[5 + n_models + model];
+      const double lr = hyper[N_HYPER + model], wd = hyper[N_HYPER + n_models + model];
       const Coef<T> c{T(maximize ? -1 : 1), T(wd), T(1 - lr * wd), T(1 - beta1), T(beta2),
                       T(1 - beta2), T(1 / bc2_sqrt), T(eps), T(lr / bc1), T(1 + lr * wd)};
       segment<T>(decay, amsgrad, r, lo, hi, c, ahead);
