@@ -75,14 +75,14 @@ def proximal_gap(lr, weight_decay):
 
 
 def critical_weight_decay(w, m_prev, v_prev, t, betas=(0.9, 0.999), eps=1e-8):
-    """λ* at which residual momentum exactly cancels AdamW's decay at step t.
+    """λ⋆ at which residual momentum exactly cancels AdamW's decay at step t.
 
     With a zero gradient at step t the moments only decay, ``m_t = β₁m_{t−1}``
     and ``v_t = β₂v_{t−1}``, and the step is
     ``Δw = −η·(u + λw)`` with ``u = m̂_t/(√v̂_t+ε)``.  It vanishes for
-    ``λ* = −u/w`` (positive when the momentum points away from zero).  The
+    ``λ⋆ = −u/w`` (positive when the momentum points away from zero).  The
     learning rate cancels (PyTorch convention); in the paper's convention,
-    ``λ*_paper = α·λ*``.
+    ``λ⋆_paper = α·λ⋆`` (α: the paper's base step size, our η).
     """
     u, _, _ = reference.adam_direction(0.0, m_prev, v_prev, t, betas=betas, eps=eps)
     return -u / w

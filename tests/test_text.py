@@ -74,3 +74,18 @@ def test_every_bibliography_entry_is_cited():
 def test_no_raw_problem_ids_in_chapters(path):
     """A chapter names the claim it tests, not the source's numeric problem id."""
     assert raw_problem_ids(prose(path)) == []
+
+
+PART_ONE = sorted((BOOK / "principles").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", PART_ONE, ids=lambda p: p.name)
+def test_part_one_chapters_end_with_exercises(path):
+    """Every chapter of 原理与机制 ends with 练习: 3–5 numbered questions and a link to a graded exercise."""
+    text = prose(path)
+    assert "\n## 练习" in text
+    exercises = text.rsplit("\n## 练习", 1)[1]
+    questions = re.findall(r"^\d+\. ", exercises, flags=re.M)
+    assert 3 <= len(questions) <= 5
+    linked = re.findall(r"\{doc\}`\.\./\.\./exercises/(ex\d\d_\w+)`", exercises)
+    assert linked and all((ROOT / "exercises" / f"{name}.ipynb").exists() for name in linked)
