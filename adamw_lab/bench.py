@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import adamw_lab
-from adamw_lab import cpp_kernel, optim, triton_kernels
+from adamw_lab import cpp_kernel, kernels, triton_kernels
 
 BYTES_PER_PARAM = 28   # fp32: read w, g, m, v (16 B) + write w, m, v (12 B)
 
@@ -140,7 +140,7 @@ def contenders(device):
     """(name, optimizer factory, compiles) for every implementation on ``device``."""
     out = [("torch foreach", lambda ps: torch.optim.AdamW(ps, foreach=True), None),
            ("torch fused", lambda ps: torch.optim.AdamW(ps, fused=True), None)]
-    for impl in optim.available_impls(device):
+    for impl in kernels.available_impls(device):
         if impl == "triton" and triton_kernels.interpreting():
             continue
         out.append((f"adamw_lab {impl}", lambda ps, impl=impl: adamw_lab.AdamW(ps, impl=impl),
@@ -338,7 +338,7 @@ def main(argv=None):
         for r in record["triton_tuning"]:
             print(f"triton BLOCK={r['block']:<5} num_warps={r['num_warps']:<3}"
                   f"{r['ms_per_step']:8.3f} ms {r['gb_per_s']:8.1f} GB/s")
-    elif args.tune and "cpp" in optim.available_impls(device):
+    elif args.tune and "cpp" in kernels.available_impls(device):
         record["prefetch_tuning"] = tune_prefetch(SIZES[size][0])
         print(format_prefetch(record["prefetch_tuning"]))
     if args.json:

@@ -257,7 +257,7 @@ def _flat_arrays(p, g, m, v, vmax, launch):
     ``v``, ``vmax`` are written back by :meth:`Launch.finish`.  Without
     amsgrad ``vmax`` is ``v`` and stays the same array.
     """
-    dense = _dense(p)
+    dense = p.is_contiguous() or _dense(p)
     layout = torch.preserve_format if dense else torch.contiguous_format
 
     def in_layout(x):
