@@ -193,7 +193,11 @@ class AdamW(_Adam):
     ``"compiled"`` (``torch.compile``), ``"cpp"`` (fused C++ kernel, CPU) or
     ``"triton"`` (fused Triton kernel, CUDA); ``None`` takes
     :func:`default_impl` of the parameters' device.  ``foreach=True`` means
-    ``"foreach"``, ``fused=True`` the fused kernel of the device.
+    ``"foreach"``, ``foreach=False`` ``"per_tensor"``, ``fused=True`` the fused
+    kernel of the device (``RuntimeError`` where there is none, as in torch);
+    a choice that cannot run raises instead of falling back
+    (:mod:`adamw_lab.kernels`).  Complex parameters are updated as (real,
+    imaginary) pairs, as torch does.
 
     Batched sweep: ``lr`` and ``weight_decay`` may be 1-D tensors of length M
     when every parameter of the group has leading dimension M; model ``k``
