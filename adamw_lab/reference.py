@@ -75,11 +75,11 @@ def sgdw_step(w, g, buf, *, lr=1e-2, momentum=0.9, weight_decay=1e-2):
 
 
 def paper_to_pytorch_weight_decay(paper_weight_decay, lr):
-    """Convert the paper's λ (decay ``η_t·λ``) to PyTorch's (decay ``lr·λ``).
+    """Convert the paper's λ (decay ``s_t·λ``) to PyTorch's (decay ``η_t·λ``).
 
-    The paper shrinks by ``η_t·λ_paper`` where ``η_t`` is the schedule
-    multiplier; PyTorch shrinks by ``lr_t·λ_torch`` with ``lr_t = lr·η_t``.
-    The two agree when ``λ_torch = λ_paper / lr``.
+    The paper shrinks by ``s_t·λ_paper`` where ``s_t`` is the schedule
+    multiplier; PyTorch shrinks by ``η_t·λ_torch`` with the scheduled learning
+    rate ``η_t = lr·s_t``.  The two agree when ``λ_torch = λ_paper / lr``.
     """
     return paper_weight_decay / lr
 
