@@ -67,15 +67,19 @@ def launch(fn: Callable, world_size: int = 2, args: tuple = (), *, backend: str 
         context = mp.start_processes(_entry, args=(fn, args, world_size, backend, folder, threads),
                                      nprocs=world_size, join=False, start_method="spawn")
         deadline = time.monotonic() + timeout
+        name = getattr(fn, "__qualname__", repr(fn))
         try:
             while not context.join(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{fn.__qualname__} did not finish on {world_size} ranks "
+                    raise TimeoutError(f"{name} did not finish on {world_size} ranks "
                                        f"within {timeout:g} s; every rank was stopped")
         except mp.ProcessExitedException as e:
-            raise RuntimeError(f"rank {e.error_index} of {fn.__qualname__} died "
-                               f"({e.exit_code if e.exit_code >= 0 else 'signal ' + str(-e.exit_code)}); "
+            how = f"exit status {e.exit_code}" if e.exit_code >= 0 else f"signal {-e.exit_code}"
+            raise RuntimeError(f"rank {e.error_index} of {name} died ({how}); "
                                f"every rank was stopped") from None
+        except mp.ProcessRaisedException as e:
+            raise RuntimeError(f"rank {e.error_index} of {name} raised an exception; every rank "
+                               f"was stopped. Its traceback:\n{e}") from None
         finally:
             for process in context.processes:   # on any error: nobody is left behind
                 if process.is_alive():
@@ -143,14 +147,19 @@ def sweep(train: Callable, lr: torch.Tensor, weight_decay: torch.Tensor, *args):
 
 
 
-def timed(fn: Callable, *args):
+def timed(fn: Callable, *args, warmup: bool = False):
     """``(fn(*args), wall seconds, CPU seconds of this process)``.
 
     In a process group the ranks start together and the wall time is the
     slowest rank's (a barrier before and after).  The CPU time counts only
     what this process computed, so on a machine shared with other work it
-    still tells what the run would take with a core of its own.
+    still tells what the run would take with a core of its own.  With
+    ``warmup=True`` ``fn`` runs once untimed first (a fresh process pays
+    for its first autograd graph and allocations); pass it to
+    :func:`launch` as ``functools.partial(timed, warmup=True)``.
     """
+    if warmup:
+        fn(*args)
     _, world_size = world()
     if world_size > 1:
         dist.barrier()
@@ -229,7 +238,8 @@ def train_mlp(widths=(256, 1024, 1024, 256), steps: int = 20, batch: int = 64, *
 
     Each rank trains on its rows of a global batch of ``batch`` rows.
     Returns this rank's numbers: ``seconds_per_step`` (median over the steps
-    after the first), ``params`` (number of weights of the whole model) and
+    after the first), ``params`` (number of weights of the whole model),
+    ``weight_norm`` (of the whole trained model, the same on every rank) and
     ``bytes`` of its weights, gradients and optimizer state (m and v).
     """
     from adamw_lab.optim import AdamW, param_groups
@@ -255,7 +265,9 @@ def train_mlp(widths=(256, 1024, 1024, 256), steps: int = 20, batch: int = 64, *
         times.append(time.perf_counter() - start)
     params = list(model.parameters())
     states = [t for s in opt.state.values() for k, t in s.items() if k != "step"]
+    whole = [p.full_tensor() if hasattr(p, "full_tensor") else p for p in params]
     return {"rank": rank, "world_size": world_size, "params": n_params,
+            "weight_norm": torch.cat([p.detach().flatten() for p in whole]).norm().item(),
             "seconds_per_step": sorted(times[1:])[len(times[1:]) // 2],
             "bytes": {"weights": local_bytes(params), "gradients": local_bytes(p.grad for p in params),
                       "optimizer state": local_bytes(states)}}

@@ -87,7 +87,7 @@ def two_rank_results(tmp_path_factory):
         if saves == 1:
             single[case] = _single(lambda: workers.checkpoint_half("first", folders[case], saver,
                                                                    loader, None))
-    cases = [("decay_rules",), ("sweep", 7), ("sweep", 1)]
+    cases = [("decay_rules",), ("sweep", 7), ("sweep", 1), ("mlp",)]
     cases += [("checkpoint_half", "second" if saves == 1 else "first", folders[c], saver, loader, None)
               for c in CHECKPOINTS for saves, _, saver, loader in [c]]
     cases += [("equivalence", config, _value(impl)) for config, impl in EQUIVALENCE]
@@ -186,9 +186,30 @@ def test_rank_slice_covers_the_grid_once_in_order(n, world_size):
     assert max(sizes) - min(sizes) <= 1
 
 
+def test_train_mlp_on_two_ranks_holds_half_and_trains_the_same(two_rank_results):
+    results, _, _ = two_rank_results
+    alone = distributed.train_mlp(widths=(8, 16, 4), steps=3)
+    rank0 = _ok(results[("mlp",)])
+    assert rank0["world_size"] == 2 and rank0["params"] == alone["params"]
+    for name, nbytes in alone["bytes"].items():   # every size here is even: exact halves
+        assert rank0["bytes"][name] * 2 == nbytes, name
+    assert abs(rank0["weight_norm"] - alone["weight_norm"]) <= TOL * alone["weight_norm"]
+
+
+def test_timed_returns_the_result_and_warms_up_once():
+    calls = []
+    result, wall, cpu = distributed.timed(lambda x: calls.append(x) or x + 1, 1, warmup=True)
+    assert (result, calls) == (2, [1, 1]) and wall >= 0 and cpu >= 0
+
+
 def test_launch_reports_a_crashing_rank():
     with pytest.raises(RuntimeError, match="rank 1 .* died"):
         distributed.launch(workers.crash_on_rank_1, 2, timeout=120)
+
+
+def test_launch_reports_a_raising_rank_with_its_traceback():
+    with pytest.raises(RuntimeError, match="(?s)rank 1 of raise_on_rank_1 raised.*bad data"):
+        distributed.launch(workers.raise_on_rank_1, 2, timeout=120)
 
 
 def test_launch_stops_a_rank_past_its_timeout():

@@ -200,10 +200,21 @@ def sweep(n_models, steps=20):
     return adamw_lab.distributed.sweep(adamw_lab.distributed.regression_grid, lr, wd, steps)
 
 
+def mlp():
+    """Rank function: a small measured FSDP2 run (adamw_lab.distributed.train_mlp)."""
+    return adamw_lab.distributed.train_mlp(widths=(8, 16, 4), steps=3)
+
+
 def crash_on_rank_1():
     """Rank 1 dies as a segmentation fault would; rank 0 waits for it in a collective."""
     if dist.get_rank() == 1:
         os.kill(os.getpid(), signal.SIGSEGV)
+    dist.barrier()
+
+
+def raise_on_rank_1():
+    if dist.get_rank() == 1:
+        raise ValueError("rank 1 has bad data")
     dist.barrier()
 
 
