@@ -5,7 +5,7 @@ model dimension M, so one learning-rate x weight-decay grid times several
 seeds is one batched model.  Pieces:
 
 * :func:`load_digits_split` - scikit-learn's bundled digits (no download).
-* :class:`BatchedMLP`, :class:`BatchedRNN` - tiny models with a leading M.
+* :class:`BatchedMLP`, :class:`BatchedRNN`, :class:`BatchedCNN` - tiny models with a leading M.
 * :func:`make_optimizer` - ``"adam"``, ``"adam_l2"`` or ``"adamw"`` with
   per-model ``lr`` / ``weight_decay`` tensors (``adamw_lab.AdamW`` /
   ``adamw_lab.AdamL2``).
@@ -48,6 +48,62 @@ def load_digits_split(n_train: int = 500, seed: int = 0, classes=None, device="c
     tr, te = perm[:n_train], perm[n_train:]
     t = lambda a, dt: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
     return t(X[tr], torch.float32), t(y[tr], torch.int64), t(X[te], torch.float32), t(y[te], torch.int64)
+
+
+def rare_feature_data(n: int, d_common: int = 10, d_rare: int = 10, p_rare: float = 0.003,
+                      scale: float = 10.0, snr: float = 2.0, seed: int = 0):
+    """Binary task with informative common features and rare, large, label-free ones.
+
+    Label ``y`` in {0, 1}, ``s = 2y - 1``.  Common feature ``j`` is
+    ``a*s + N(0, 1)`` with ``a = snr / sqrt(d_common)`` (the Bayes rule on
+    them has accuracy ``Phi(snr)``).  Each rare feature is 0 except in a
+    fraction ``p_rare`` of the samples, where it is ``+-scale`` with a random
+    sign independent of the label: pure noise that arrives seldom and, when
+    it does, with a large gradient.  Returns ``(X, y)``: float32
+    [n, d_common + d_rare], int64 [n].
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = 2.0 * y - 1.0
+    common = snr / math.sqrt(d_common) * s[:, None] + rng.standard_normal((n, d_common))
+    active = rng.random((n, d_rare)) < p_rare
+    rare = np.where(active, scale * rng.choice([-1.0, 1.0], (n, d_rare)), 0.0)
+    X = np.concatenate([common, rare], axis=1).astype(np.float32)
+    return torch.as_tensor(X), torch.as_tensor(y, dtype=torch.int64)
+
+
+def collapse_edge(err_row, log_wd, rise: float = 5.0):
+    """``log_wd`` where the error first rises ``rise`` points above the row's best
+    (linear interpolation between grid points beyond the best); NaN if it never does."""
+    err_row = np.asarray(err_row, dtype=np.float64)
+    thr = np.nanmin(err_row) + rise
+    for j in range(int(np.nanargmin(err_row)) + 1, len(err_row)):
+        if err_row[j] > thr:
+            f = (thr - err_row[j - 1]) / (err_row[j] - err_row[j - 1])
+            return float(log_wd[j - 1] + f * (log_wd[j] - log_wd[j - 1]))
+    return float("nan")
+
+
+def good_region_slope(err, log_lr, log_wd, rise: float = 5.0, max_err: float = 20.0):
+    """How the edge of the usable weight decays moves with the learning rate on an (lr x wd) grid.
+
+    ``err`` [L, W]: mean validation error (%) of every cell.  For every lr row
+    whose best cell is below ``max_err``, :func:`collapse_edge` finds the
+    ``log_wd`` where the decay becomes too strong; the result is the
+    least-squares slope of that edge against ``log_lr``.  Slope 0: the usable
+    ``wd`` does not depend on the lr; slope -1: it moves as 1/lr (only the
+    product lr*wd matters).  The edge, not the best cell, because at small
+    ``wd`` the error is flat and the best cell is set by noise.
+    """
+    err = np.asarray(err, dtype=np.float64)
+    log_wd = np.asarray(log_wd, dtype=np.float64)
+    pts = [(float(log_lr[i]), collapse_edge(err[i], log_wd, rise)) for i in range(err.shape[0])
+           if np.nanmin(err[i]) < max_err]
+    pts = [(x, e) for x, e in pts if np.isfinite(e)]
+    if len(pts) < 2:
+        return float("nan")
+    xs, edges = zip(*pts)
+    return float(np.polyfit(xs, edges, 1)[0])
 
 
 # ----------------------------------------------------------------- models
@@ -111,21 +167,54 @@ class BatchedRNN(_Batched):
             setattr(self, name, torch.nn.Parameter(torch.stack(v)))
 
     def forward(self, x):
-        """``x``: [N, T, D]; back-propagation through time is plain autograd."""
-        N, T, _ = x.shape
+        """``x``: [N, T, D] (shared) or [M, N, T, D]; back-propagation through time is plain autograd."""
+        N, T = x.shape[-3], x.shape[-2]
         h = x.new_zeros(self.M, N, self.Wh.shape[1])
         for t in range(T):
-            xt = self._expand(x[:, t])
+            xt = self._expand(x[..., t, :])
             h = torch.tanh(torch.bmm(xt, self.Wx) + torch.bmm(h, self.Wh) + self.b)
         return torch.bmm(h, self.Wo) + self.bo
+
+
+class BatchedCNN(_Batched):
+    """M small CNNs on 8x8 images: 3x3 conv (``channels``, same padding), ReLU, 2x2 average pooling, linear.
+
+    ``x`` is [N, 8, 8] (shared) or [M, N, 8, 8]; the M convolutions run as one
+    grouped ``conv2d``.
+    """
+
+    def __init__(self, seeds, channels: int = 8, d_out: int = 10, side: int = 8):
+        super().__init__()
+        K, b, Wo, bo = [], [], [], []
+        d_flat = channels * (side // 2) ** 2
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            K.append(_init((channels, 1, 3, 3), 9, g))
+            b.append(torch.zeros(1, channels, 1, 1))
+            Wo.append(_init((d_flat, d_out), d_flat, g))
+            bo.append(torch.zeros(1, d_out))
+        self.Wc = torch.nn.Parameter(torch.stack(K))        # [M, C, 1, 3, 3]
+        self.bc = torch.nn.Parameter(torch.stack(b))        # [M, 1, C, 1, 1]
+        self.Wo = torch.nn.Parameter(torch.stack(Wo))
+        self.bo = torch.nn.Parameter(torch.stack(bo))
+
+    def forward(self, x):
+        M, C = self.Wc.shape[:2]
+        x = x.expand(M, *x.shape) if x.dim() == 3 else x            # [M, N, H, W]
+        N, H, W = x.shape[1:]
+        z = F.conv2d(x.transpose(0, 1), self.Wc.reshape(M * C, 1, 3, 3), padding=1, groups=M)
+        z = torch.relu(z.view(N, M, C, H, W) + self.bc.view(1, M, C, 1, 1))
+        z = F.avg_pool2d(z.view(N, M * C, H, W), 2).view(N, M, -1).transpose(0, 1)   # [M, N, C*H*W/4]
+        return torch.bmm(z, self.Wo) + self.bo
 
 
 # ----------------------------------------------------------------- optimizer
 def make_optimizer(method: str, params, lr, weight_decay):
     """Optimizer for ``method`` in ``("adam", "adam_l2", "adamw")``.
 
+    ``params``: parameters or parameter groups (e.g. ``adamw_lab.param_groups``).
     ``lr`` and ``weight_decay`` are floats or 1-D tensors of length M.
-    ``"adam"`` ignores ``weight_decay``.
+    ``"adam"`` ignores every ``weight_decay``.
     """
     import adamw_lab
 
@@ -134,6 +223,7 @@ def make_optimizer(method: str, params, lr, weight_decay):
     params = list(params)
     if method == "adam":
         weight_decay = 0.0
+        params = [dict(g, weight_decay=0.0) if isinstance(g, dict) else g for g in params]
     cls = adamw_lab.AdamL2 if method == "adam_l2" else adamw_lab.AdamW
     return cls(params, lr=lr, weight_decay=weight_decay)
 
@@ -158,25 +248,49 @@ def error_rate(model, X, y):
     return (model(X).argmax(-1) != y).float().mean(1)
 
 
+def data_order(seeds, n: int, batch_size: int, steps: int):
+    """Minibatch indices ``[steps, M, batch_size]``: model k draws with its own seed ``seeds[k]``.
+
+    Models that share a seed (the same seed under two methods or two
+    hyperparameters) see the same minibatches in the same order: paired runs.
+    """
+    uniq = sorted({int(s) for s in seeds})
+    table = torch.stack([torch.randint(n, (steps, batch_size), generator=torch.Generator().manual_seed(10_000 + s))
+                         for s in uniq])                                   # [S, steps, B]
+    pos = torch.tensor([uniq.index(int(s)) for s in seeds])
+    return table[pos].transpose(0, 1)                                     # [steps, M, B]
+
+
 def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=None,
           record_every: int = 0, schedule=None, batch_size: int = 0, seed: int = 0,
-          callback=None):
+          callback=None, data_seeds=None, decay_biases: bool = True):
     """Train every model of a batched ``model`` and return a history dict.
 
-    Full-batch unless ``batch_size`` > 0.  ``schedule(t)`` (t = 0..steps-1)
-    returns a multiplier of ``lr``.  With ``record_every`` > 0 the history
-    holds ``steps``, ``train_err`` and ``test_err`` ([R, M] tensors);
-    ``callback(model)`` is called at the same record points (its return
-    values are collected in ``hist["callback"]``).
+    Full-batch unless ``batch_size`` > 0.  With ``data_seeds`` (one seed per
+    model) every model draws its own minibatches (:func:`data_order`), else
+    all models share one order drawn from ``seed``.  ``decay_biases=False``
+    decays only weight matrices (``adamw_lab.param_groups``: no decay on
+    biases).  ``schedule(t)`` (t = 0..steps-1) returns a multiplier of
+    ``lr``.  With ``record_every`` > 0 the history holds ``steps``,
+    ``train_err`` and ``test_err`` ([R, M] tensors; ``Xte``/``yte`` may be a
+    validation set); ``callback(model)`` is called at the same record points
+    (its return values are collected in ``hist["callback"]``).
     """
-    opt = make_optimizer(method, model.parameters(), lr, weight_decay)
+    import adamw_lab
+
+    params = model.parameters() if decay_biases else adamw_lab.param_groups(model, weight_decay, batched=True)
+    opt = make_optimizer(method, params, lr, weight_decay)
     base_lr = lr
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    order = data_order(data_seeds, len(ytr), batch_size, steps) if batch_size and data_seeds is not None else None
     hist = {"steps": [], "train_err": [], "test_err": [], "callback": []}
     for t in range(steps):
         if schedule is not None:
             set_lr(opt, base_lr * schedule(t))
-        if batch_size:
+        if order is not None:
+            idx = order[t].to(ytr.device)                                 # [M, B]
+            xb, yb = Xtr[idx], ytr[idx]
+        elif batch_size:
             idx = torch.randint(len(ytr), (batch_size,), generator=gen).to(ytr.device)
             xb, yb = Xtr[idx], ytr[idx]
         else:

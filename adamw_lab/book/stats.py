@@ -20,6 +20,13 @@ import numpy as np
 VERDICTS = ("支持", "不支持", "无法区分")
 
 
+class Verdict(str):
+    """A verdict word whose ``repr`` is the word itself, so ``glue`` shows 支持, not '支持'."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 @dataclass(frozen=True)
 class Paired:
     """Mean paired difference ``a - b`` with its confidence interval ``[low, high]``."""
@@ -33,12 +40,38 @@ class Paired:
     def verdict(self, lower_is_better: bool = True) -> str:
         """Verdict on the claim "``a`` is better than ``b``" (better = lower by default, e.g. error)."""
         better, worse = (self.high < 0, self.low > 0) if lower_is_better else (self.low > 0, self.high < 0)
-        return "支持" if better else "不支持" if worse else "无法区分"
+        return Verdict("支持" if better else "不支持" if worse else "无法区分")
 
     def text(self, digits: int = 2) -> str:
         """``"-1.23 [-2.00, -0.46]"``: the difference and its interval, for the prose."""
         f = f"{{:.{digits}f}}"
         return f"{f.format(self.diff + 0.0)} [{f.format(self.low + 0.0)}, {f.format(self.high + 0.0)}]"
+
+
+def bootstrap(statistic, samples, level: float = 0.95, n_boot: int = 1000, seed: int = 0):
+    """Percentile bootstrap over seeds: ``(estimate, low, high)`` of ``statistic(samples)``.
+
+    ``samples`` has one row per seed (axis 0); each replicate resamples the
+    rows with replacement and applies ``statistic`` to the resampled array.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim < 1 or len(x) < 2:
+        raise ValueError("bootstrap needs samples with at least 2 seeds along axis 0")
+    rng = np.random.default_rng(seed)
+    reps = np.array([statistic(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)], dtype=np.float64)
+    lo, hi = np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2])
+    return float(statistic(x)), float(lo), float(hi)
+
+
+def verdict_towards(low: float, high: float, claimed: float, alternative: float) -> str:
+    """Verdict on "the quantity equals ``claimed``" against ``alternative`` from an interval.
+
+    支持 when the interval holds ``claimed`` and excludes ``alternative``;
+    不支持 when it excludes ``claimed``; 无法区分 when it holds both.
+    """
+    if not low <= claimed <= high:
+        return Verdict("不支持")
+    return Verdict("无法区分" if low <= alternative <= high else "支持")
 
 
 def paired_difference(a, b, level: float = 0.95) -> Paired:
