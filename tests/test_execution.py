@@ -146,3 +146,19 @@ def test_failing_notebook_fails_the_build_and_names_the_cell(tmp_path):
     log = r.stdout + r.stderr
     assert r.returncode != 0, "a notebook that raises must fail the build\n" + log[-2000:]
     assert "broken" in log and "boom in the second cell" in log, log[-2000:]
+
+
+GLUE_REF = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)(?::[^`]*)?`")
+BOOK_NOTEBOOKS = [p for p in NOTEBOOKS if "book" in p.relative_to(ROOT).parts[:1]]
+
+
+@pytest.mark.parametrize("path", BOOK_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_glue_reference_has_a_stored_value(path):
+    """A missing glue key only warns in the build: catch it here, naming the key."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    stored = {o["metadata"]["scrapbook"]["name"] for c in nb["cells"] for o in c.get("outputs", [])
+              if "scrapbook" in o.get("metadata", {})}
+    used = {m.group(1) for c in nb["cells"] if c["cell_type"] == "markdown"
+            for m in GLUE_REF.finditer("".join(c["source"])) if "::" not in m.group(1)}
+    missing = sorted(used - stored)
+    assert not missing, f"{path.name}: the prose uses glue keys no executed cell stores: {missing}"
