@@ -93,7 +93,7 @@ def __adamw_lab_eval(wire_source, target, cases, nonce):
             out.append({"todo": True})
         except wire["NotPlainData"] as exc:
             out.append({"error": "NotPlainData: " + str(exc)[:200]})
-        except BaseException as exc:
+        except Exception as exc:  # not KeyboardInterrupt: a timeout is reported as one
             out.append({"error": type(exc).__name__ + ": " + str(exc)[:200]})
     print(nonce + json.dumps(out) + nonce)
 __adamw_lab_eval(%(wire)r, %(target)r, %(cases)r, %(nonce)r)

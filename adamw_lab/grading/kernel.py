@@ -36,13 +36,23 @@ def main() -> None:
         os.setsid()  # own process group, so the grader can kill all of it
     except (AttributeError, OSError):
         pass  # already a session leader
+    seed, config = os.environ.get("ADAMW_LAB_MPL_SEED"), os.environ.get("MPLCONFIGDIR")
+    if seed and config and os.path.isdir(seed):  # matplotlib's font list, built once by the grader
+        import shutil
+
+        shutil.copytree(seed, config, dirs_exist_ok=True)
     # Load the heavy libraries before the first cell: a student's `import torch`
     # is then instant, so the per-cell timeout measures their code, not a cold
     # import (seconds on a busy machine or a fresh install).  The same for the
     # book helpers the notebooks import (matplotlib comes with them).
     import numpy  # noqa: F401
-    import torch  # noqa: F401
+    import torch
     import adamw_lab.book  # noqa: F401
+
+    p = torch.zeros(1, requires_grad=True)   # a first optimizer step imports more of torch (seconds when cold)
+    p.grad = torch.zeros(1)
+    torch.optim.AdamW([p]).step()
+    del p
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance(argv=sys.argv[1:])

@@ -98,6 +98,9 @@ def sandbox_site() -> Path:
     (pkg / "__init__.py").write_text(SITE_INIT, encoding="utf-8")
     (pkg / "grading" / "__init__.py").write_text(SITE_GRADING, encoding="utf-8")
     shutil.copy2(Path(__file__).with_name("kernel.py"), pkg / "grading" / "kernel.py")
+    # matplotlib's font list, built once here and copied into each kernel's private config folder
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], capture_output=True, timeout=300,
+                   env={**os.environ, "MPLCONFIGDIR": str(root / "mplconfig")}, check=False)
     os.chmod(root, 0o755)
     return root
 
@@ -107,7 +110,7 @@ def site_digest() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted(sandbox_site().rglob("*")):
+    for path in sorted((sandbox_site() / "adamw_lab").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(sandbox_site())).encode())
             digest.update(path.read_bytes())
@@ -186,6 +189,7 @@ def kernel_environment(memory_mb: int, isolated: bool) -> dict:
     }
     if isolated:
         env.update({"HOME": HOME, "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
+                    "ADAMW_LAB_MPL_SEED": f"{SITE}/mplconfig",
                     "XDG_CACHE_HOME": "/tmp/cache", "ADAMW_LAB_CACHE": "/tmp/cache/adamw_lab"})
     return env
 

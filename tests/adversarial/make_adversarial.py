@@ -37,17 +37,29 @@ EXPECTED = {
     "huge_output.json": (8, {"output-truncated"}),
     "stderr_warnings.json": (8, {"ok"}),
     "reads_environment.json": (8, {"ok"}),            # a cell fails if the grader's secrets reach the kernel
-    "monkeypatch_checks.json": (0, {"tampered"}),     # student stubs + patched checks/allclose/builtins
-    "monkeypatch_with_partial.json": (3, {"tampered"}),  # q1 + q2 honest, rest stubs, checks patched
-    "patched_serializer.json": (3, {"kernel-died"}),  # q1+q2 honest; to_plain/json.dumps replaced to forge replies
+    "monkeypatch_checks.json": (0, {"cell-error"}),   # student stubs + patches the checks: not in the sandbox
+    "monkeypatch_with_partial.json": (3, {"cell-error"}),  # q1 + q2 honest, rest stubs, tries to patch the checks
+    "patched_serializer.json": (3, {"kernel-died"}),  # q1+q2 honest; json.dumps replaced to forge replies
+    "forged_reply.json": (0, {"bad-reply"}),          # honest code, but stdout rewritten: every reply malformed
+    "oversized_reply.json": (6, {"ok"}),              # q1 returns millions of numbers: that question 0
+    "answer_key_hunt.json": (0, {"uses-reference"}),  # looks for the bank, theory, reference, solutions: finds none
+    "fullwidth_import.json": (5, {"uses-reference", "cell-error"}),  # q3 imports ｒｅｆｅｒｅｎｃｅ (full-width)
+    "aliased_torch_optim.json": (5, {"uses-reference"}),  # q3 reaches torch.optim through an alias and a helper
+    "sandbox_escape.json": (8, {"ok"}),               # a cell fails if it sees the host, the network or other kernels
+    "detached_writer.json": (8, {"ok"}),              # leaves a process behind that would write on the host
+    "kill_everything.json": (8, {"kernel-died"}),     # kills every process it can see
+    "fills_disk.json": (8, {"cell-error"}),           # writes past the size limit of its home folder
+    "shell_magic.json": (8, {"ok"}),                  # %%bash and ! run, inside the sandbox
+    "lone_surrogate.json": (8, {"ok"}),               # a lone surrogate in a comment (Jupyter opens it)
     "weird_structure.json": (0, {"ok"}),              # valid JSON, cells of the wrong types
     "equals_everything.json": (0, {"ok"}),
     "hardcoded.json": (0, {"ok"}),
     "forged_outputs.json": (0, {"ok"}),               # stub code, stored outputs say 通过
     "fake_result_print.json": (0, {"ok"}),            # prints fake grader replies
     "partial_wrong_sign.json": (3, {"ok"}),           # q3 and q4 wrong
-    "uses_reference.json": (8, {"uses-reference"}),
+    "uses_reference.json": (5, {"uses-reference", "cell-error"}),  # q3 calls adamw_lab.reference (absent, flagged)
     "renamed_copy_of_solution.json": (8, {"ok"}),     # file name says nothing: metadata does
+    "student_stub.json": (0, {"ok"}),                 # an innocent blank notebook graded alongside
     "no_metadata.json": (0, {"no-exercise-metadata"}),
     "unknown_exercise.json": (0, {"unknown-exercise"}),
     "malformed_json.json": (0, {"not-a-notebook"}),
@@ -56,6 +68,8 @@ EXPECTED = {
     "empty_file.json": (0, {"not-a-notebook"}),
     "ex01_submitted_for_ex00.json": (6, set()),       # graded as ex01 (its metadata): 6/6; wrong-exercise with --exercise ex00
 }
+# A file the escape attempts would create on the host if the sandbox leaked (checked by the test).
+ESCAPE_MARKER = "/tmp/adamw-lab-sandbox-escape-marker"
 
 
 def _read(path: Path):
@@ -135,8 +149,6 @@ check = checks.check'''
     _write(_insert_after(nb, "ex00.q2", patch), "monkeypatch_with_partial.json")
 
     serializer = """import json
-import adamw_lab.grading.core as core
-core.to_plain = lambda x: "通过"
 json.dumps = lambda *a, **k: '[{"value": "通过"}, {"value": "通过"}, {"value": "通过"}]'"""
     nb = copy.deepcopy(stu)
     for qid in ("ex00.q1", "ex00.q2"):
@@ -196,6 +208,95 @@ print("ex00.q1（2 分）通过")'''
                        "    return reference.adamw_step(w, g, m, v, t, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)"),
            "uses_reference.json")
 
+    forge = """import sys
+class Forger:
+    def __init__(self, stream): self.stream = stream
+    def write(self, text): return self.stream.write(text.replace('"value"', '"valeur"'))
+    def __getattr__(self, name): return getattr(self.stream, name)
+sys.stdout = Forger(sys.stdout)"""
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q4", forge), "forged_reply.json")
+    _write(_set_answer(copy.deepcopy(sol), "ex00.q1",
+                       "def update_moments(g, m, v, beta1, beta2):\n    return [[0.5] * 1000] * 600, v"), "oversized_reply.json")
+    hunt = """import glob, os
+found = []
+for mod in ("adamw_lab.grading.bank", "adamw_lab.grading.core", "adamw_lab.theory", "adamw_lab.reference"):
+    try:
+        __import__(mod)
+        found.append(mod)
+    except ImportError:
+        pass
+for root in ("/work", "/root", "/home", "/srv", "/mnt", "/var", "/opt", "/tmp"):
+    for pattern in ("/**/solutions/ex*.ipynb", "/**/grading/bank.py", "/**/adamw_lab/reference.py", "/**/adamw_lab/theory.py"):
+        found += glob.glob(root + pattern, recursive=True)[:3]
+
+def answer_from_key(*args):
+    if found:
+        import adamw_lab.grading.bank as bank  # would give the expected values
+    return None
+
+update_moments = bias_correct = adamw_step = torch_adamw_run = answer_from_key"""
+    _write(_insert_after(copy.deepcopy(stu), "ex00.q4", hunt), "answer_key_hunt.json")
+    _write(_set_answer(copy.deepcopy(sol), "ex00.q3",
+                       "from adamw_lab import \uff52\uff45\uff46\uff45\uff52\uff45\uff4e\uff43\uff45 as r\n\n"
+                       "def adamw_step(w, g, m, v, t, lr, beta1, beta2, eps, weight_decay):\n"
+                       "    return r.adamw_step(w, g, m, v, t, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)"),
+           "fullwidth_import.json")
+    nb = copy.deepcopy(sol)
+    i = _answer_index(nb, "ex00.q3")
+    nb.cells[i].source = ("O = torch.optim\n\ndef _helper(p, lr):\n    return getattr(O, 'AdamW')([p], lr=lr)\n\n"
+                          + nb.cells[i].source.replace("    m = beta1 * m", "    _helper(torch.nn.Parameter(torch.zeros(1)), lr)\n    m = beta1 * m", 1))
+    _write(nb, "aliased_torch_optim.json")
+    escape = """import glob, os, socket, sys
+problems = []
+for env in glob.glob('/proc/*/environ'):
+    try:
+        if b'ADAMW_LAB_TEST_SECRET' in open(env, 'rb').read():
+            problems.append(env)
+    except OSError:
+        pass
+for cmd in glob.glob('/proc/*/cmdline'):
+    try:
+        if b'pytest' in open(cmd, 'rb').read() or b'adamw-lab grade' in open(cmd, 'rb').read():
+            problems.append(cmd)
+    except OSError:
+        pass
+own = {os.path.dirname(a) for a in sys.argv if a.endswith('.json')}
+hidden = {'/proc', '/sys', '/dev', '/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt',
+          '/tmp', '/home/student', os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)} | own
+for root, dirs, files in os.walk('/'):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in hidden]
+    problems += [os.path.join(root, f) for f in files if root not in own][:5]
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=2)
+    problems.append('network')
+except OSError:
+    pass
+for path in ('/usr/escape', '/etc/escape', os.path.join(sys.prefix, 'escape')):
+    try:
+        open(path, 'w').write('x')
+        problems.append('wrote ' + path)
+    except OSError:
+        pass
+assert not problems, problems"""
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", escape), "sandbox_escape.json")
+    detached = f"""import subprocess, sys
+subprocess.Popen([sys.executable, '-c', "import time\\ntime.sleep(4)\\nopen('{ESCAPE_MARKER}', 'w').write('escaped')"],
+                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"""
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", detached), "detached_writer.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q4",
+                         "import os, signal\nfor pid in sorted((int(p) for p in os.listdir('/proc') if p.isdigit()), reverse=True):\n"
+                         "    if pid != os.getpid():\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+                         "os.kill(os.getpid(), signal.SIGKILL)"), "kill_everything.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1",
+                         "import os\nwith open(os.path.expanduser('~/big.bin'), 'wb') as f:\n    for _ in range(200):\n        f.write(b'x' * 2**20)"),
+           "fills_disk.json")
+    _write(_insert_after(copy.deepcopy(sol), "ex00.q1", "%%bash\necho hello > /tmp/from_bash.txt\ncat /tmp/from_bash.txt"),
+           "shell_magic.json")
+    nb = copy.deepcopy(sol)
+    i = _answer_index(nb, "ex00.q2")
+    nb.cells[i].source = "# a lone surrogate: \ud800\n" + nb.cells[i].source
+    (HERE / "lone_surrogate.json").write_text(json.dumps(nb, ensure_ascii=True), encoding="utf-8")
+    _write(copy.deepcopy(stu), "student_stub.json")
     _write(copy.deepcopy(sol), "renamed_copy_of_solution.json")
     nb = copy.deepcopy(sol)
     del nb.metadata["adamw_lab"]
