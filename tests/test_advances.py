@@ -69,3 +69,74 @@ def test_paired_interval_covers_the_mean_about_95_percent():
     assert A.verdict(0.1, 0.5, "好", "坏") == "好"
     assert A.verdict(-0.5, -0.1, "好", "坏") == "坏"
     assert "含 0" in A.verdict(-0.1, 0.1, "好", "坏")
+
+
+# ----------------------------------------------------------------- normalised layers
+import torch  # noqa: E402
+
+import adamw_lab  # noqa: E402
+from adamw_lab.book import experiments as E  # noqa: E402
+
+
+def test_norm_mlp_is_scale_invariant_in_w1_and_w2():
+    model = A.BatchedNormMLP([0, 1], d_hidden=(16, 8))
+    x = torch.rand(20, 64)
+    y = torch.randint(10, (20,))
+    out = model(x)
+    loss = E.batched_cross_entropy(out, y).sum()
+    loss.backward()
+    for name in A.BatchedNormMLP.SCALE_INVARIANT:
+        p = getattr(model, name)
+        # gradient orthogonal to the weight, per model
+        cos = (p.grad * p).flatten(1).sum(1) / (p.grad.flatten(1).norm(dim=1) * p.flatten(1).norm(dim=1))
+        assert cos.abs().max() < 1e-3, cos
+        with torch.no_grad():
+            p.mul_(torch.tensor([3.0, 0.5]).view(2, 1, 1))
+        torch.testing.assert_close(model(x), out, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        model.W3.mul_(2.0)
+    assert not torch.allclose(model(x), out, atol=1e-3)          # the output layer is not
+
+
+def test_angle_is_accurate_for_tiny_rotations():
+    a = torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    theta = torch.tensor([1e-4, 0.3])
+    b = torch.stack([torch.cos(theta), torch.sin(theta), torch.zeros(2)], 1) * torch.tensor([[5.0], [0.1]])
+    torch.testing.assert_close(A._angle(a, b), theta, rtol=1e-3, atol=0)
+
+
+def test_train_measured_is_paired_and_deterministic():
+    Xtr, ytr, *_ = A.digits_three_way(n_train=200, seed=0)
+    runs = []
+    for _ in range(2):
+        model = A.BatchedNormMLP([0, 1], d_hidden=(16, 8))
+        opt = adamw_lab.AdamW(model.parameters(), lr=1e-2, weight_decay=0.5)
+        runs.append(A.train_measured(model, opt, Xtr, ytr, 20, label_noise=0.3, seed=3))
+    for k in ("grad_norm", "weight_norm", "angle"):
+        assert runs[0][k].shape == (20, 2, 2)
+        torch.testing.assert_close(runs[0][k], runs[1][k], rtol=0, atol=0)
+    # the two models (same init seed 0 vs 1) draw different minibatches: their gradients differ
+    model = A.BatchedNormMLP([0, 0], d_hidden=(16, 8))
+    h = A.train_measured(model, adamw_lab.AdamW(model.parameters(), lr=1e-2), Xtr, ytr, 3, seed=3)
+    assert not torch.allclose(h["grad_norm"][0, 0], h["grad_norm"][0, 1])
+    assert A.train_measured(model, adamw_lab.AdamW(model.parameters()), Xtr, ytr, 2, names=()) == {}
+
+
+def test_equilibrium_angle_and_norm_on_a_short_run():
+    """Statistical: AdamW's rotation per step of W1 and W2 settles near sqrt(2 eta lam (1-b1)/(1+b1))."""
+    Xtr, ytr, *_ = A.digits_three_way(n_train=300, seed=0)
+    lr, wd = 1e-2, 2.0
+    model = A.BatchedNormMLP([0, 1], d_hidden=(32, 16))
+    h = A.train_measured(model, adamw_lab.AdamW(model.parameters(), lr=lr, weight_decay=wd), Xtr, ytr, 300,
+                         label_noise=0.3)
+    ratio = h["angle"][-150:].mean(0) / float(A.equilibrium_angle(lr, wd))
+    assert ((ratio > 0.8) & (ratio < 1.25)).all(), ratio
+    C = np.array([model.W1[0].numel(), model.W2[0].numel()])
+    rho = h["weight_norm"][-150:].mean(0).numpy() / A.equilibrium_norm(lr, wd, C)
+    assert ((rho > 0.6) & (rho < 1.1)).all(), rho
+
+
+def test_predicted_norm_recursion():
+    n = A.predicted_norm(10.0, [1e-2] * 3000, [1.0] * 3000, 4096)
+    assert n[0] < 10.0 and abs(n[-1] / A.equilibrium_norm(1e-2, 1.0, 4096) - 1) < 0.01
+    assert np.allclose(A.predicted_norm(3.0, [0.1, 0.1], [0.0, 0.0], 0.0), 3.0)   # no decay, no updates

@@ -2,15 +2,20 @@
 
 * ℓ∞ view (Xie & Li 2024): :func:`logistic_problem`, :func:`logistic_grad`,
   :func:`run_full_batch`, :func:`box_solution`, :func:`kkt_residual`.
-* Statistics shared by the chapters: :func:`paired_interval`.
+* Normalised layers (Kosson et al. 2024; Defazio 2025): :class:`BatchedNormMLP`,
+  :func:`digits_three_way`, :func:`train_measured`, :func:`equilibrium_norm`,
+  :func:`equilibrium_angle`.
+* Statistics shared by the chapters: :func:`paired_interval`, :func:`verdict`.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 
 from adamw_lab import reference
+from adamw_lab.book import experiments as E
 from adamw_lab.reference_variants import box_projection
 
 
@@ -114,3 +119,128 @@ def kkt_residual(w, X, y, radius: float):
     """
     g = logistic_grad(w, X, y)
     return np.abs(w - box_projection(w - g, radius)).max(-1)
+
+
+# ----------------------------------------------------------------- normalised layers
+def digits_three_way(n_train: int = 1000, seed: int = 0, device="cpu"):
+    """Digits split into train / validation / test (the images not used for training,
+    halved).  Returns ``(Xtr, ytr, Xva, yva, Xte, yte)``."""
+    Xtr, ytr, Xrest, yrest = E.load_digits_split(n_train=n_train, seed=seed, device=device)
+    half = len(yrest) // 2
+    return Xtr, ytr, Xrest[:half], yrest[:half], Xrest[half:], yrest[half:]
+
+
+class BatchedNormMLP(E._Batched):
+    """M MLPs ``x -> relu(LN(x W1)) -> relu(LN(h W2)) -> h W3 + b3`` (LN without gain or bias).
+
+    The layer norm makes each model's output invariant to the scale of its
+    ``W1`` and of its ``W2`` (:data:`SCALE_INVARIANT`): only their directions
+    matter, so weight decay changes how fast they turn, not what they compute.
+    """
+
+    SCALE_INVARIANT = ("W1", "W2")
+
+    def __init__(self, seeds, d_in: int = 64, d_hidden=(128, 32), d_out: int = 10):
+        super().__init__()
+        h1, h2 = d_hidden
+        W1, W2, W3 = [], [], []
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            W1.append(E._init((d_in, h1), d_in, g))
+            W2.append(E._init((h1, h2), h1, g))
+            W3.append(E._init((h2, d_out), h2, g))
+        self.W1 = torch.nn.Parameter(torch.stack(W1))
+        self.W2 = torch.nn.Parameter(torch.stack(W2))
+        self.W3 = torch.nn.Parameter(torch.stack(W3))
+        self.b3 = torch.nn.Parameter(torch.zeros(len(W1), 1, d_out))
+
+    @staticmethod
+    def _norm(z):
+        return torch.nn.functional.layer_norm(z, z.shape[-1:])
+
+    def forward(self, x):
+        h = torch.relu(self._norm(torch.bmm(self._expand(x), self.W1)))
+        h = torch.relu(self._norm(torch.bmm(h, self.W2)))
+        return torch.bmm(h, self.W3) + self.b3
+
+
+def _per_model_norm(p):
+    return p.detach().flatten(1).norm(dim=1)
+
+
+def _angle(a, b):
+    """Per-model angle between ``a`` and ``b`` [M, ...] (atan2 of the orthogonal and the
+    parallel part: accurate for the tiny angles of one step, where arccos is not)."""
+    a, b = a.flatten(1), b.flatten(1)
+    along = (a * b).sum(1) / a.norm(dim=1)
+    perp = b - (along / a.norm(dim=1))[:, None] * a
+    return torch.atan2(perp.norm(dim=1), along)
+
+
+def train_measured(model, opt, Xtr, ytr, steps: int, batch_size: int = 32, schedule=None, seed: int = 0,
+                   label_noise: float = 0.0, names=BatchedNormMLP.SCALE_INVARIANT):
+    """Minibatch training of a batched ``model`` with a ready optimizer, measuring every step.
+
+    ``schedule(t)`` (t = 0..steps-1) multiplies every group's initial ``lr``.
+    Every model draws its own minibatches; the streams depend only on ``seed``
+    and the model's index, so they are paired across optimizers.
+    ``label_noise`` > 0 replaces each drawn label, with that probability, by a
+    uniformly random class, fresh at every draw: the training loss then has a
+    floor and the gradient stays noisy to the end, as in single-epoch
+    pre-training, instead of vanishing once the small training set is memorised.
+    Returns a dict of [steps, M, len(names)] tensors for the parameters
+    ``names``: ``grad_norm`` (‖∇J‖ of the minibatch loss), ``weight_norm``
+    (after the step) and ``angle`` (radians between the weights before and
+    after the step).  ``names=()`` trains without measuring and returns ``{}``.
+    """
+    base = [group["lr"] for group in opt.param_groups]
+    gen = torch.Generator().manual_seed(seed)
+    n_classes, M = int(ytr.max()) + 1, model.M
+    params = [getattr(model, n) for n in names]
+    out = {"grad_norm": [], "weight_norm": [], "angle": []}
+    for t in range(steps):
+        if schedule is not None:
+            for group, lr in zip(opt.param_groups, base):
+                group["lr"] = lr * schedule(t)
+        idx = torch.randint(len(ytr), (M, batch_size), generator=gen)         # one stream per model
+        flip = torch.rand(M, batch_size, generator=gen) < label_noise
+        yb = torch.where(flip, torch.randint(n_classes, (M, batch_size), generator=gen), ytr.cpu()[idx])
+        opt.zero_grad(set_to_none=True)
+        E.batched_cross_entropy(model(Xtr[idx.to(Xtr.device)]), yb.to(ytr.device)).sum().backward()
+        if not params:
+            opt.step()
+            continue
+        before = [p.detach().clone() for p in params]
+        out["grad_norm"].append(torch.stack([_per_model_norm(p.grad) for p in params], -1))
+        opt.step()
+        out["weight_norm"].append(torch.stack([_per_model_norm(p) for p in params], -1))
+        out["angle"].append(torch.stack([_angle(b, p.detach()) for b, p in zip(before, params)], -1))
+    for group, lr in zip(opt.param_groups, base):
+        group["lr"] = lr
+    return {k: torch.stack(v).cpu() for k, v in out.items()} if params else {}
+
+
+def equilibrium_norm(lr, weight_decay, n_elements):
+    """Equilibrium norm of a scale-invariant weight under AdamW: ``sqrt(η C / (2λ))``.
+
+    Each step adds ``η² C`` to ``‖w‖²`` (a normalised update of RMS 1 on
+    ``C`` elements, orthogonal to ``w``) and decay removes ``2ηλ‖w‖²``.
+    """
+    return np.sqrt(np.asarray(lr) * n_elements / (2 * np.asarray(weight_decay)))
+
+
+def equilibrium_angle(lr, weight_decay, beta1: float = 0.9):
+    """Expected angular update per step at equilibrium (Kosson et al.):
+    ``sqrt(2ηλ (1 − β₁)/(1 + β₁))`` radians."""
+    return np.sqrt(2 * np.asarray(lr) * np.asarray(weight_decay) * (1 - beta1) / (1 + beta1))
+
+
+def predicted_norm(n0, lrs, weight_decays, n_elements):
+    """Norm of a scale-invariant weight predicted step by step:
+    ``n² ← (1 − η_t λ_t)² n² + η_t² C`` from ``n0``; ``lrs``, ``weight_decays`` are per step
+    (``λ_t`` is the decay that multiplies ``η_t``).  Returns the norms after each step."""
+    n2, out = float(n0) ** 2, []
+    for lr, wd in zip(lrs, weight_decays):
+        n2 = (1 - lr * wd) ** 2 * n2 + lr**2 * n_elements
+        out.append(math.sqrt(n2))
+    return np.array(out)
