@@ -88,6 +88,7 @@ def two_rank_results(tmp_path_factory):
             single[case] = _single(lambda: workers.checkpoint_half("first", folders[case], saver,
                                                                    loader, None))
     cases = [("decay_rules",), ("sweep", 7), ("sweep", 1), ("mlp",)]
+    cases += [("batched_sweep_under_fsdp2", None)]
     cases += [("checkpoint_half", "second" if saves == 1 else "first", folders[c], saver, loader, None)
               for c in CHECKPOINTS for saves, _, saver, loader in [c]]
     cases += [("equivalence", config, _value(impl)) for config, impl in EQUIVALENCE]
@@ -167,6 +168,16 @@ def test_sweep_with_fewer_models_than_ranks_says_so(two_rank_results):
     results, _, _ = two_rank_results
     status, text = results[("sweep", 1)]
     assert status == "error" and "every rank needs at least one model" in text
+
+
+@pytest.mark.xfail(strict=True, reason="adamw_lab.AdamW accepts per-model lr with DTensor "
+                   "parameters and fails only at step() (a torch error about mixed Tensor/DTensor)")
+def test_batched_sweep_under_fsdp2_is_refused_at_construction(two_rank_results):
+    """FSDP2 shards the model dimension of a batched sweep, so per-model lr/weight_decay
+    cannot line up with the local shard: a clear error when the optimizer is built."""
+    results, _, _ = two_rank_results
+    outcome, message = _ok(results[("batched_sweep_under_fsdp2", None)])
+    assert outcome == "ValueError" and "DTensor" in message and "lr" in message
 
 
 def test_sweep_checks_its_grid_and_what_train_returns():

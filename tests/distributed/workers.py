@@ -200,22 +200,39 @@ def sweep(n_models, steps=20):
     return adamw_lab.distributed.sweep(adamw_lab.distributed.regression_grid, lr, wd, steps)
 
 
+def batched_sweep_under_fsdp2(impl):
+    """Per-model lr on a batched model whose model dimension FSDP2 shards (each rank holds
+    half of the models): what constructing the optimizer does, as (outcome, message)."""
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    model.W = torch.nn.Parameter(torch.randn(4, 3, 2, device=device()))
+    model = adamw_lab.distributed.shard(model)
+    try:
+        adamw_lab.AdamW(model.parameters(), lr=torch.tensor([1e-3, 1e-2, 1e-1, 1.0]), impl=impl)
+    except ValueError as e:
+        return "ValueError", str(e)
+    return "constructed", ""
+
+
 def mlp():
     """Rank function: a small measured FSDP2 run (adamw_lab.distributed.train_mlp)."""
     return adamw_lab.distributed.train_mlp(widths=(8, 16, 4), steps=3)
 
 
 def crash_on_rank_1():
-    """Rank 1 dies as a segmentation fault would; rank 0 waits for it in a collective."""
+    """Rank 1 dies as a segmentation fault would; rank 0 would wait much longer.
+
+    (Rank 0 does not wait in a collective: there it would fail too, at the same
+    moment, and the launcher may report either rank.)"""
     if dist.get_rank() == 1:
         os.kill(os.getpid(), signal.SIGSEGV)
-    dist.barrier()
+    time.sleep(120)
 
 
 def raise_on_rank_1():
     if dist.get_rank() == 1:
         raise ValueError("rank 1 has bad data")
-    dist.barrier()
+    time.sleep(120)
 
 
 def sleep_forever():
