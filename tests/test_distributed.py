@@ -16,6 +16,7 @@ so the crash fails its own case only.
 """
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
@@ -216,16 +217,19 @@ def test_timed_returns_the_result_and_warms_up_once():
 def test_launch_reports_a_crashing_rank():
     with pytest.raises(RuntimeError, match="rank 1 .* died"):
         distributed.launch(workers.crash_on_rank_1, 2, timeout=120)
+    assert multiprocessing.active_children() == []   # rank 0 was stopped, not left sleeping
 
 
 def test_launch_reports_a_raising_rank_with_its_traceback():
     with pytest.raises(RuntimeError, match="(?s)rank 1 of raise_on_rank_1 raised.*bad data"):
         distributed.launch(workers.raise_on_rank_1, 2, timeout=120)
+    assert multiprocessing.active_children() == []
 
 
 def test_launch_stops_a_rank_past_its_timeout():
     with pytest.raises(TimeoutError, match="within 1 s"):
         distributed.launch(workers.sleep_forever, 2, timeout=1)
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the NCCL variants need a GPU")
