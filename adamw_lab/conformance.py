@@ -11,8 +11,8 @@ the cases it runs: :class:`adamw_lab.AdamW` against ``torch.optim.AdamW`` and
 apply names its reason in :data:`NOT_APPLICABLE`, the one list of them.  The
 appendix 与 torch.optim 的兼容性 counts the same enumeration.
 
-torch's test database imports ``expecttest`` (in the ``[test]`` extra); it is
-imported only when a function here is called.
+torch's test database imports ``expecttest`` (in the ``[notebooks]`` and ``[test]``
+extras); it is imported only when a function here is called.
 """
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ TOLERANCES = {torch.float64: dict(rtol=1e-9, atol=1e-12), torch.float32: dict(rt
               torch.bfloat16: dict(rtol=5e-3, atol=5e-3), torch.float16: dict(rtol=5e-3, atol=5e-3)}
 LR_SHAPES = ((), (1,), (1, 1))   # every shape of a one-element tensor lr torch accepts here
 IMPLS = ("per_tensor", "foreach", "cpp")
+LONG_RUN_STEPS = 100
 #: torch.compile is slow (tens of seconds per case): one input per class
 COMPILED_SUBSET = {"AdamW": "amsgrad", "AdamL2": "nonzero weight_decay"}
 
@@ -97,8 +98,8 @@ def _db():
     try:
         from torch.testing._internal import common_optimizers
     except ImportError as e:   # expecttest, imported by torch's test utilities
-        raise ImportError(f"torch's optimizer test database needs {e.name!r}: "
-                          f"pip install 'adamw-lab[test]' (or pip install {e.name})") from e
+        raise ImportError(f"torch's optimizer test database needs {e.name!r}: pip install "
+                          f"{e.name} (the [notebooks] and [test] extras have it)") from e
     return common_optimizers
 
 
@@ -199,6 +200,10 @@ CHECKS = {
                              "no gradients and a 0-d parameter, parameters and state",
                              lambda: _each(lambda o: [c for d in FLOAT_DTYPES for c in _product(
                                  optim_inputs(o, dtype=d), dtype=(d,), impl=IMPLS)])),
+    "long_run": (f"the same against the for-loop over {LONG_RUN_STEPS} steps, fp64 and fp32 "
+                 "(bf16/fp16 drift apart over long runs in any two codes, as torch's own do)",
+                 lambda: _each(lambda o: [c for d in (torch.float64, torch.float32) for c in _product(
+                     optim_inputs(o, dtype=d), dtype=(d,), impl=IMPLS)])),
     "compiled_matches_forloop": ("the same with impl='compiled' (torch.compile; one input)",
                                  lambda: _each(_compiled)),
     "tensor_lr": ("test_tensor_lr, with every one-element lr shape", lambda: _each(

@@ -154,6 +154,19 @@ def test_impl_matches_forloop(case):
     compare_between(case, case.extra["dtype"])
 
 
+@pytest.mark.parametrize("case", _params("long_run"))
+def test_long_run(case):
+    dtype = case.extra["dtype"]
+    w, b, x = weight_and_bias(dtype)
+    runs = [(make(case, params, ours=ours), params) for ours in (True, False)
+            for params in [twins(w, b)]]
+    for _ in range(conformance.LONG_RUN_STEPS):
+        for opt, params in runs:
+            _fwd_bwd(opt, *params, x)
+            opt.step()
+    assert_same(*runs[0], *runs[1], **tol(dtype))
+
+
 @pytest.mark.parametrize("case", _params("compiled_matches_forloop"))
 def test_compiled_matches_forloop(case):
     compare_between(case, case.extra["dtype"])
