@@ -140,3 +140,21 @@ def test_predicted_norm_recursion():
     n = A.predicted_norm(10.0, [1e-2] * 3000, [1.0] * 3000, 4096)
     assert n[0] < 10.0 and abs(n[-1] / A.equilibrium_norm(1e-2, 1.0, 4096) - 1) < 0.01
     assert np.allclose(A.predicted_norm(3.0, [0.1, 0.1], [0.0, 0.0], 0.0), 3.0)   # no decay, no updates
+
+
+# ----------------------------------------------------------------- timescale
+def test_best_log_lambda_finds_the_vertex_and_respects_edges():
+    x = np.linspace(-3, 1, 9)
+    losses = np.stack([(x - c) ** 2 + 0.3 for c in (-1.23, 0.4)])
+    np.testing.assert_allclose(A.best_log_lambda(x, losses), [-1.23, 0.4], atol=1e-12)
+    edge = np.stack([x, -x])                      # monotone: minimum at the ends
+    np.testing.assert_allclose(A.best_log_lambda(x, edge), [x[0], x[-1]])
+
+
+def test_corrupt_labels_fraction_and_determinism():
+    y = torch.arange(10).repeat(200)
+    z = A.corrupt_labels(y, 0.3, seed=1)
+    changed = (z != y).float().mean().item()
+    assert 0.3 * 0.9 - 0.04 < changed < 0.3 * 0.9 + 0.04     # a random class equals the old one 1/10 of the time
+    assert torch.equal(z, A.corrupt_labels(y, 0.3, seed=1))
+    assert torch.equal(A.corrupt_labels(y, 0.0), y)

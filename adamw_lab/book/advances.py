@@ -5,6 +5,7 @@
 * Normalised layers (Kosson et al. 2024; Defazio 2025): :class:`BatchedNormMLP`,
   :func:`digits_three_way`, :func:`train_measured`, :func:`equilibrium_norm`,
   :func:`equilibrium_angle`.
+* Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`.
 * Statistics shared by the chapters: :func:`paired_interval`, :func:`verdict`.
 """
 from __future__ import annotations
@@ -244,3 +245,31 @@ def predicted_norm(n0, lrs, weight_decays, n_elements):
         n2 = (1 - lr * wd) ** 2 * n2 + lr**2 * n_elements
         out.append(math.sqrt(n2))
     return np.array(out)
+
+
+# ----------------------------------------------------------------- timescale
+def corrupt_labels(y, fraction: float, n_classes: int = 10, seed: int = 0):
+    """A copy of ``y`` where each label, with probability ``fraction``, is replaced once and
+    for all by a uniformly random class (a fixed noisy training set: weight decay then matters)."""
+    g = torch.Generator().manual_seed(seed)
+    flip = torch.rand(len(y), generator=g) < fraction
+    return torch.where(flip, torch.randint(n_classes, (len(y),), generator=g), y.cpu()).to(y.device)
+
+
+def best_log_lambda(log_lams, losses):
+    """Minimiser in ``log λ`` of a loss measured on a grid: the vertex of the parabola through
+    the grid minimum and its two neighbours (the grid edge when the minimum is at an end).
+
+    ``log_lams`` [L] increasing and evenly spaced; ``losses`` [..., L].  Returns [...].
+    """
+    x = np.asarray(log_lams, dtype=np.float64)
+    f = np.asarray(losses, dtype=np.float64)
+    i = f.argmin(-1)
+    j = np.clip(i, 1, len(x) - 2)
+    take = lambda k: np.take_along_axis(f, k[..., None], -1)[..., 0]  # noqa: E731
+    f0, f1, f2 = take(j - 1), take(j), take(j + 1)
+    h = x[1] - x[0]
+    curv = f0 - 2 * f1 + f2
+    shift = np.where(curv > 0, 0.5 * h * (f0 - f2) / np.where(curv > 0, curv, 1.0), 0.0)
+    best = x[j] + np.clip(shift, -h, h)
+    return np.where((i == 0) | (i == len(x) - 1), x[i], best)
