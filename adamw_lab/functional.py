@@ -36,8 +36,8 @@ def adam_update_(p, g, m, v, vmax, *, lr, weight_decay, step_size, bc2_sqrt,
     if maximize:
         g = -g
     if decay == "l2":
-        g = g + (weight_decay * p).to(g.dtype)   # λw joins the gradient (in g's dtype, even
-    elif decay == "decoupled":                   # for a 0-d w and a float64 0-d tensor λ)
+        g = g + (weight_decay * p).to(g.dtype)   # λw joins the gradient (in g's dtype)
+    elif decay == "decoupled":
         p.mul_(1 - lr * weight_decay)            # shrink before the Adam step, as torch does
     m.lerp_(g, 1 - beta1)                        # m ← β₁m + (1−β₁)g
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v ← β₂v + (1−β₂)g²
