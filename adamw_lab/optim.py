@@ -48,12 +48,38 @@ def param_groups(model: torch.nn.Module, weight_decay: float, *, batched: bool =
 
 
 # ------------------------------------------------------------------ checks
-def _check_hyper(name: str, value, ok, rule: str):
-    """Raise ``ValueError`` naming ``name`` unless ``ok`` holds for every value."""
+def _check_hyper(message: str, name: str, value, ok, rule: str):
+    """Raise ``ValueError`` unless ``ok`` holds for every value of ``value``.
+
+    The message starts with torch's wording (``"Invalid learning rate: -1"``), so
+    code that matches torch's errors matches ours, and then names the argument
+    and the rule.
+    """
     values = value.detach().double().flatten().tolist() if isinstance(value, torch.Tensor) else [value]
     for x in values:
         if not ok(float(x)):   # NaN fails every comparison, so it is caught here too
-            raise ValueError(f"Invalid {name}: {value!r} (must be {rule})")
+            raise ValueError(f"{message}: {value} ({name} must be {rule})")
+
+
+def _check_lr(lr):
+    _check_hyper("Invalid learning rate", "lr", lr, lambda x: x >= 0 and math.isfinite(x),
+                 "finite and >= 0")
+
+
+def _check_weight_decay(weight_decay):
+    _check_hyper("Invalid weight_decay value", "weight_decay", weight_decay,
+                 lambda x: x >= 0 and math.isfinite(x), "finite and >= 0")
+
+
+def _step_dtype(group) -> torch.dtype:
+    """The dtype of ``state["step"]``, as torch's ``optimizer._get_scalar_dtype``.
+
+    float32, or float64 under ``torch.set_default_dtype(torch.float64)``; always
+    float32 with ``fused=True``.
+    """
+    if group.get("fused"):
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 def _check_sweep_shape(name: str, value, params):
@@ -76,6 +102,10 @@ class _Base(torch.optim.Optimizer):
     family = "adam"   # which implementations serve it (adamw_lab.kernels)
 
     def __init__(self, params, defaults, *, foreach, fused, capturable=False, differentiable=False):
+        # torch's order: the hyperparameters first (so params=None still names a bad lr), then params
+        self._check_group(defaults)
+        if fused and differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
         for name, flag in (("capturable", capturable), ("differentiable", differentiable)):
             if flag:
                 raise ValueError(f"{name}=True is not supported by adamw_lab.{type(self).__name__}")
@@ -86,25 +116,28 @@ class _Base(torch.optim.Optimizer):
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        _check_hyper("lr", group["lr"], lambda x: x >= 0 and math.isfinite(x), "finite and >= 0")
-        _check_hyper("weight_decay", group["weight_decay"], lambda x: x >= 0 and math.isfinite(x),
-                     "finite and >= 0")
+        self._check_group(group)   # a group may override the defaults, so it is checked again
         for name in ("lr", "weight_decay"):
             _check_sweep_shape(name, group[name], group["params"])
         kernels.check_choice(self.family, type(self).__name__, impl=group["impl"],
                              foreach=group.get("foreach"), fused=group.get("fused"))
-        self._check_group(group)
 
     def _check_group(self, group):
-        pass
+        """Raise ``ValueError`` (torch's wording) for an invalid hyperparameter of ``group``."""
+        raise NotImplementedError
 
     def __setstate__(self, state):
+        """Called by ``load_state_dict``: fill in what older or torch.optim checkpoints lack."""
         super().__setstate__(state)
         for group in self.param_groups:   # a checkpoint of torch.optim.* has no "impl"
             group.setdefault("impl", None)
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
             group.setdefault("fused", None)
+            for p in group["params"]:   # very old checkpoints store the step as a number
+                p_state = self.state.get(p, {})
+                if "step" in p_state and not torch.is_tensor(p_state["step"]):
+                    p_state["step"] = torch.tensor(float(p_state["step"]), dtype=_step_dtype(group))
 
     def _kernel_for(self, group, params) -> kernels.Kernel:
         """The implementation that updates ``params`` of ``group`` (:func:`adamw_lab.kernels.resolve`)."""
@@ -145,7 +178,9 @@ class _Adam(_Base):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, capturable=False,
                  differentiable=False, fused=None, impl=None):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        # a one-element tensor beta becomes 0-d, as torch's _to_scalar does
+        betas = tuple(b.reshape(()) if torch.is_tensor(b) and b.numel() == 1 else b for b in betas)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=False,
                         differentiable=False, fused=fused,
                         decoupled_weight_decay=self.decay != "l2", impl=impl)
@@ -153,17 +188,40 @@ class _Adam(_Base):
                          differentiable=differentiable)
 
     def _check_group(self, group):
-        beta1, beta2 = group["betas"]
-        for i, beta in enumerate((beta1, beta2)):
-            _check_hyper(f"beta parameter at index {i} (betas[{i}])", beta,
+        # torch's order and wording: lr, eps, betas, weight_decay, then the kinds of betas
+        _check_lr(group["lr"])
+        _check_hyper("Invalid epsilon value", "eps", group["eps"],
+                     lambda x: x > 0 and math.isfinite(x), "finite and > 0")
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas} (betas must be a pair (beta1, beta2))")
+        for i, beta in enumerate(betas):
+            if torch.is_tensor(beta) and beta.numel() != 1:
+                raise ValueError(f"Tensor betas[{i}] must be 1-element")
+            _check_hyper(f"Invalid beta parameter at index {i}", f"betas[{i}]", beta,
                          lambda x: 0 <= x < 1, "in [0, 1)")
-        _check_hyper("eps", group["eps"], lambda x: x > 0 and math.isfinite(x), "finite and > 0")
+        _check_weight_decay(group["weight_decay"])
+        if torch.is_tensor(betas[0]) != torch.is_tensor(betas[1]):
+            raise ValueError("betas must be either both floats or both Tensors")
+        if group.get("decoupled_weight_decay", self.decay != "l2") != (self.decay != "l2"):
+            raise ValueError(f"decoupled_weight_decay={group['decoupled_weight_decay']} contradicts "
+                             f"adamw_lab.{type(self).__name__}, whose decay rule is '{self.decay}' "
+                             f"in every group (use AdamW for decoupled decay, AdamL2 for L2)")
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            # the class, not the checkpoint, says which decay rule runs: a torch.optim.Adam
+            # checkpoint loaded into AdamW is saved again as AdamW's, as torch.optim.AdamW does
+            group["decoupled_weight_decay"] = self.decay != "l2"
+            group["capturable"] = group["differentiable"] = False   # what this optimizer does
 
     def _step_group(self, group, params, grads):
         states = [self.state[p] for p in params]
         for p, state in zip(params, states):
             if not state:   # same keys, dtypes and layout as torch.optim.AdamW
-                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["step"] = torch.tensor(0.0, dtype=_step_dtype(group))
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 if group["amsgrad"]:
@@ -238,7 +296,11 @@ class _SGD(_Base):
         super().__init__(params, defaults, foreach=foreach, fused=None)
 
     def _check_group(self, group):
-        _check_hyper("momentum", group["momentum"], lambda x: 0 <= x < 1, "in [0, 1)")
+        # torch.optim.SGD's order and wording: lr, momentum, weight_decay
+        _check_lr(group["lr"])
+        _check_hyper("Invalid momentum value", "momentum", group["momentum"],
+                     lambda x: 0 <= x < 1, "in [0, 1)")
+        _check_weight_decay(group["weight_decay"])
 
     def _step_group(self, group, params, grads):
         bufs = []
