@@ -26,8 +26,8 @@ COLORS = {
 }
 
 
-def _register_cjk_font() -> str:
-    """Register the bundled CJK font and return its family name."""
+def cjk_font_path() -> Path:
+    """The bundled CJK font file (also cut into the HTML explorers' web font)."""
     import mplfonts  # imported here: only the style needs it
 
     path = Path(mplfonts.__file__).parent / "fonts" / CJK_FONT_FILE
@@ -36,6 +36,12 @@ def _register_cjk_font() -> str:
             f"{path} is missing: reinstall the font package with "
             "`pip install --force-reinstall mplfonts`."
         )
+    return path
+
+
+def _register_cjk_font() -> str:
+    """Register the bundled CJK font and return its family name."""
+    path = cjk_font_path()
     font_manager.fontManager.addfont(str(path))
     return font_manager.FontProperties(fname=str(path)).get_name()
 
