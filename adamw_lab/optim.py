@@ -302,6 +302,14 @@ class _SGD(_Base):
                      lambda x: 0 <= x < 1, "in [0, 1)")
         _check_weight_decay(group["weight_decay"])
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:   # torch.optim.SGD options these rules do not have
+            if group.get("nesterov") or group.get("dampening", 0) != 0:
+                raise ValueError(f"this checkpoint has nesterov={group.get('nesterov')}, "
+                                 f"dampening={group.get('dampening')}: adamw_lab.{type(self).__name__} "
+                                 f"has neither and would step differently (keep torch.optim.SGD)")
+
     def _step_group(self, group, params, grads):
         bufs = []
         for p in params:

@@ -431,6 +431,27 @@ def test_group_that_contradicts_the_class_is_refused(cls, group):
         cls([dict(params=[Parameter(torch.ones(2))], **group)])
 
 
+def test_torch_sgd_checkpoint_loads_into_sgdl2_unless_it_has_nesterov():
+    """torch.optim.SGD's checkpoint continues identically in SGDL2; one with nesterov or
+    dampening, which SGDL2 lacks, is refused instead of stepping differently."""
+    w, b, x = weight_and_bias()
+    kw = dict(lr=0.01, momentum=0.9, weight_decay=0.1)
+    opt = torch.optim.SGD([w, b], **kw, foreach=False)
+    for _ in range(3):
+        opt.step(functools.partial(_fwd_bwd, opt, w, b, x))
+    wc, bc = twins(w, b)
+    ours = adamw_lab.SGDL2([wc, bc], **kw)
+    ours.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for _ in range(3):
+        opt.step(functools.partial(_fwd_bwd, opt, w, b, x))
+        ours.step(functools.partial(_fwd_bwd, ours, wc, bc, x))
+    assert_same(opt, [w, b], ours, [wc, bc], **tol(torch.float32))
+    for flag in (dict(nesterov=True), dict(dampening=0.1)):
+        sd = torch.optim.SGD([Parameter(torch.ones(2))], **kw, **flag).state_dict()
+        with pytest.raises(ValueError, match="nesterov"):
+            adamw_lab.SGDL2([Parameter(torch.ones(2))], **kw).load_state_dict(sd)
+
+
 # ------------------------------------------------------------------ hooks
 @pytest.mark.parametrize("case", _params("hooks"))
 def test_hooks(case):
