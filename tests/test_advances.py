@@ -158,3 +158,16 @@ def test_corrupt_labels_fraction_and_determinism():
     assert 0.3 * 0.9 - 0.04 < changed < 0.3 * 0.9 + 0.04     # a random class equals the old one 1/10 of the time
     assert torch.equal(z, A.corrupt_labels(y, 0.3, seed=1))
     assert torch.equal(A.corrupt_labels(y, 0.0), y)
+
+
+def test_cautious_decay_reaches_the_unconstrained_optimum(problem):
+    """Cautious decay keeps the original loss: where the box face would stop AdamW, u and w
+    disagree in sign, the decay switches off and the weights go on to the minimiser of L."""
+    X, y = problem
+    steps = 4000
+    cosine = lambda t: 0.5 * (1 + np.cos(np.pi * t / steps))  # noqa: E731
+    w, _ = A.run_full_batch(X, y, lr=0.1, weight_decay=1.0, steps=steps, betas=(0.9, 0.99), schedule=cosine,
+                            rule="cautious")
+    w_star = A.box_solution(X, y, np.inf)
+    assert np.abs(w - w_star).max() < 0.05
+    assert np.abs(w).max() > 1.5            # well outside AdamW's box

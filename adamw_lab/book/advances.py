@@ -17,7 +17,7 @@ import torch
 
 from adamw_lab import reference
 from adamw_lab.book import experiments as E
-from adamw_lab.reference_variants import box_projection
+from adamw_lab.reference_variants import box_projection, cautious_adamw_step
 
 
 # ----------------------------------------------------------------- statistics
@@ -78,12 +78,14 @@ def run_full_batch(X, y, *, lr, weight_decay, steps: int, rule="adamw", schedule
                    betas=(0.9, 0.999), eps=1e-8, record=()):
     """Full-batch training with a NumPy reference rule from ``w = 0``.
 
-    ``rule`` is ``"adamw"`` or ``"adam_l2"``; ``schedule(t)`` (t = 1..steps)
+    ``rule`` is ``"adamw"``, ``"adam_l2"`` or ``"cautious"`` (cautious weight decay);
+    ``schedule(t)`` (t = 1..steps)
     multiplies ``lr``.  ``X`` may carry a leading batch of problems [S, n, d];
     ``weight_decay`` may be an array that broadcasts against ``w`` ([..., S, d],
     e.g. shape [L, 1, 1] for L values of λ).  Returns ``(w_final, {t: w_t for t in record})``.
     """
-    rules = {"adamw": reference.adamw_step, "adam_l2": reference.adam_l2_step}
+    rules = {"adamw": reference.adamw_step, "adam_l2": reference.adam_l2_step,
+             "cautious": cautious_adamw_step}
     if rule not in rules:
         raise ValueError(f"Invalid rule: {rule!r} (choose from {tuple(rules)})")
     step = rules[rule]
