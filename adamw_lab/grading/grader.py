@@ -340,7 +340,8 @@ def grade_one(path: str, *, name: str, exercise: str | None = None, timeout: flo
         sources = [c.source for c in cells]
         flagged = {q.id: library_uses(q, sources) for q in EXERCISES[result.exercise]}
 
-        sandbox = Sandbox(workdir, memory_mb=memory_mb, keep_bytes=MAX_REPLY_BYTES + 4096, isolated=sandboxed)
+        sandbox = Sandbox(workdir, memory_mb=memory_mb, keep_bytes=MAX_REPLY_BYTES + 4096, isolated=sandboxed,
+                          preload_optimizer=any(q.optimizer_ok for q in EXERCISES[result.exercise]))
         sandbox.start()
         good: list[str] = []          # cells that ran: replayed after a restart
         budget = started + max(20 * timeout, 300.0)   # everything below, replays included

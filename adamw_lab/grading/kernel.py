@@ -49,10 +49,13 @@ def main() -> None:
     import torch
     import adamw_lab.book  # noqa: F401
 
-    p = torch.zeros(1, requires_grad=True)   # a first optimizer step imports more of torch (seconds when cold)
-    p.grad = torch.zeros(1)
-    torch.optim.AdamW([p]).step()
-    del p
+    if os.environ.get("ADAMW_LAB_PRELOAD_OPTIM") == "1":
+        # a first optimizer step imports more of torch (2 s of CPU, more when cold): only
+        # for exercises whose questions drive torch.optim
+        p = torch.zeros(1, requires_grad=True)
+        p.grad = torch.zeros(1)
+        torch.optim.AdamW([p]).step()
+        del p
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance(argv=sys.argv[1:])

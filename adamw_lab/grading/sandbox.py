@@ -170,9 +170,10 @@ def bwrap_works() -> str | None:
     return None
 
 
-def kernel_environment(memory_mb: int, isolated: bool) -> dict:
+def kernel_environment(memory_mb: int, isolated: bool, preload_optimizer: bool = False) -> dict:
     """The kernel's whole environment: nothing of the grader's (no tokens or keys)."""
     env = {
+        "ADAMW_LAB_PRELOAD_OPTIM": "1" if preload_optimizer else "0",
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
         "PYTHONPATH": SITE if isolated else str(sandbox_site()),
@@ -196,7 +197,7 @@ def kernel_environment(memory_mb: int, isolated: bool) -> dict:
 
 class Sandbox:
     def __init__(self, workdir: Path, *, memory_mb: int = 3072, keep_bytes: int = 65536,
-                 max_output_bytes: int = 1_000_000, isolated: bool = True):
+                 max_output_bytes: int = 1_000_000, isolated: bool = True, preload_optimizer: bool = False):
         self.workdir = Path(workdir)
         self.memory_mb = memory_mb
         self.keep_bytes = keep_bytes
@@ -208,7 +209,7 @@ class Sandbox:
         self.conn_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.home = self.workdir / "home"     # the working folder when not isolated
         self.home.mkdir(mode=0o700, exist_ok=True)
-        env = kernel_environment(memory_mb, isolated)
+        env = kernel_environment(memory_mb, isolated, preload_optimizer)
         python = [sys.executable, "-m", "adamw_lab.grading.kernel", "-f", "{connection_file}"]
         spec_dir = self.workdir / "spec" / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True, exist_ok=True)
