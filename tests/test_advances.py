@@ -171,3 +171,10 @@ def test_cautious_decay_reaches_the_unconstrained_optimum(problem):
     w_star = A.box_solution(X, y, np.inf)
     assert np.abs(w - w_star).max() < 0.05
     assert np.abs(w).max() > 1.5            # well outside AdamW's box
+
+
+def test_moving_average():
+    x = np.arange(10.0)[:, None] * np.array([1.0, 2.0])
+    out = A.moving_average(x, 4)
+    assert out.shape == (6, 2)
+    np.testing.assert_allclose(out[:, 0], [(i + 1 + i + 2 + i + 3 + i + 4) / 4 for i in range(6)])

@@ -6,7 +6,7 @@
   :func:`digits_three_way`, :func:`train_measured`, :func:`equilibrium_norm`,
   :func:`equilibrium_angle`.
 * Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`.
-* Statistics shared by the chapters: :func:`paired_interval`, :func:`verdict`.
+* Shared by the chapters: :func:`paired_interval`, :func:`verdict`, :func:`moving_average`.
 """
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def paired_interval(diff, level: float = 0.95):
     mean = float(d.mean())
     half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
     return mean, mean - half, mean + half
+
+
+def moving_average(x, k: int = 50):
+    """Mean over windows of ``k`` consecutive entries along dim 0 (valid part only: ``len(x) - k`` rows)."""
+    c = np.cumsum(np.asarray(x, dtype=np.float64), 0)
+    return (c[k:] - c[:-k]) / k
 
 
 def verdict(low: float, high: float, what_if_positive: str, what_if_negative: str) -> str:
