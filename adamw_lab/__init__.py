@@ -4,9 +4,14 @@ The core (``pip install adamw-lab``: torch and numpy, nothing else):
 
 - ``optim``: ``AdamW``, ``AdamL2``, ``AdamWProx``, ``SGDW``, ``SGDL2`` (drop-ins
   for ``torch.optim``, batched sweeps with per-model ``lr``/``weight_decay``)
-  and ``param_groups``; the kernels behind them are in ``functional``
-  (per-tensor, foreach, compiled), ``cpp_kernel`` (fused C++, CPU) and
-  ``triton_kernels`` (fused Triton, GPU);
+  and ``param_groups``; ``kernels`` is the one registry that picks the
+  implementation of a group (``impl=``, ``foreach=``, ``fused=``) or says why it
+  cannot run; the implementations are in ``functional`` (per-tensor, foreach,
+  compiled), ``cpp_kernel`` (fused C++, CPU) and ``triton_kernels`` (fused
+  Triton, GPU);
+- ``variants``: AdamW with scheduled/independent/corrected decay and cautious decay;
+- ``distributed``: launching ranks and splitting a batched sweep across them;
+- ``conformance``: the cases of torch's own optimizer tests that adamw_lab is checked on;
 - ``reference``: NumPy float64 update rules that read like the book's formulas;
 - ``theory``: the closed forms of Part I (half-life, λ*, proximal gap, ...);
 - ``bench``: ``python -m adamw_lab.bench``, every implementation against torch.
