@@ -16,24 +16,17 @@ import numpy as np
 import torch
 
 from adamw_lab import reference
-from adamw_lab.book import experiments as E
+from adamw_lab.book import experiments as E, stats
 from adamw_lab.reference_variants import box_projection, cautious_adamw_step
 
 
 # ----------------------------------------------------------------- statistics
 def paired_interval(diff, level: float = 0.95):
-    """Mean of paired differences (one per seed) and its two-sided ``level`` t-interval.
-
-    Returns ``(mean, low, high)``; ``diff`` is 1-D with at least two entries.
-    """
-    from scipy import stats
-
+    """``(mean, low, high)`` of paired differences (one per seed): the book's one
+    t-interval, :func:`adamw_lab.book.stats.paired_difference`, against 0."""
     d = np.asarray(diff, dtype=np.float64).ravel()
-    if d.size < 2:
-        raise ValueError(f"paired_interval needs at least 2 paired differences, got {d.size}")
-    mean = float(d.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
-    return mean, mean - half, mean + half
+    p = stats.paired_difference(d, np.zeros_like(d), level)
+    return p.diff, p.low, p.high
 
 
 def moving_average(x, k: int = 50):
