@@ -292,6 +292,7 @@ def test_plotting_library_served_once_from_the_book(built_book):
     for chapter in toc_notebooks():
         html = (built_book / f"{chapter}.html").read_text(encoding="utf-8")
         assert "cdn.plot.ly" not in html and "require.min.js" not in html, chapter
+        assert "widget-state+json" not in html, f"{chapter}: dead ipywidgets state shipped"
         if has_explorer(chapter):
             assert html.count('src="../../_static/plotly.min.js"') == 1, chapter
             data = sum(len(c.split("</script>", 1)[0].encode()) for c in html.split('class="adamw-explorer-data">')[1:])

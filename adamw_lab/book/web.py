@@ -1,4 +1,4 @@
-"""Explorers that run in the built HTML book: sliders, a formula and a Plotly figure, no kernel.
+r"""Explorers that run in the built HTML book: sliders, a formula and a Plotly figure, no kernel.
 
 A notebook cell calls ``page_explorer(compute, sliders, formula=..., ...)``.
 It evaluates ``compute`` (the same function the chapter's static figure and
@@ -13,6 +13,23 @@ short note (the ipywidgets explorer next to it is the live one there).
 Values shown beside the sliders (``readout``) are calls of functions of
 ``adamw_lab`` whose dotted name is stored with them, so a test can compute
 them again from the package at any slider setting.
+
+Adding one to a chapter: a code cell tagged ``remove-input`` right after the
+chapter's static figure (or its ipywidgets explorer), e.g. ::
+
+    from adamw_lab.book.web import page_explorer, readout, ref
+
+    page_explorer(
+        lambda lam, eps: {name: (t, ws) for name, ws in paths(lam, eps).items()},
+        {"lam": ("λ", np.logspace(-3, 0, 13), 0.1), "eps": ("ε", np.logspace(-8, 0, 9), 1e-8)},
+        formula=r"w_t=(1-\eta\lambda)^t w_0", xlabel="步数 t", ylabel="w",
+        readouts=[readout("半衰期 t½", T.half_life_exact, lr=1e-3, weight_decay=ref("lam"))],
+    )
+
+For experiment results, ``compute`` looks the curves up in what the chapter
+has already run (a dict keyed by the slider values).  Keep the grid small:
+the page carries every setting's curves (rounded to 4 digits, shared arrays
+stored once); the browser test in ``tests/test_book.py`` finds it by itself.
 """
 from __future__ import annotations
 
@@ -210,6 +227,12 @@ def _add_scripts(app, pagename, templatename, context, doctree):
         app.add_js_file(JS_FILE, defer="defer")
 
 
+def _drop_widget_state(app, pagename, templatename, context, doctree):
+    """The notebooks' ipywidgets are removed from the pages: their stored state (~20 kB a page) is dead weight."""
+    scripts = context.get("script_files", [])
+    scripts[:] = [s for s in scripts if getattr(s, "attributes", {}).get("type") != "application/vnd.jupyter.widget-state+json"]
+
+
 def _copy_scripts(app, exception):
     if exception is not None or app.builder.format != "html":
         return
@@ -248,5 +271,6 @@ def _write_font_subset(html_dir: Path, target: Path) -> None:
 def setup(app):
     """Sphinx extension (``sphinx: extra_extensions: [adamw_lab.book.web]`` in ``_config.yml``)."""
     app.connect("html-page-context", _add_scripts)
+    app.connect("html-page-context", _drop_widget_state, priority=900)   # after myst-nb adds it
     app.connect("build-finished", _copy_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
