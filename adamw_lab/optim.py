@@ -19,6 +19,7 @@ as one batched model in one run::
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
@@ -89,6 +90,11 @@ def _check_sweep_shape(name: str, value, params):
         return
     if value.dim() != 1:
         raise ValueError(f"Invalid {name}: a sweep tensor must be 1-D, got shape {tuple(value.shape)}")
+    dtensor = sys.modules.get("torch.distributed.tensor")   # no DTensor exists before it is imported
+    if dtensor is not None and any(isinstance(p, dtensor.DTensor) for p in params):
+        raise ValueError(f"Invalid {name}: one value per model cannot follow DTensor parameters "
+                         f"(FSDP2 shards the model dimension); split the grid across ranks with "
+                         f"adamw_lab.distributed.sweep instead")
     for p in params:
         if p.dim() == 0 or p.shape[0] != value.shape[0]:
             raise ValueError(f"Invalid {name}: {value.shape[0]} values (one per model) but a "
@@ -125,6 +131,21 @@ class _Base(torch.optim.Optimizer):
     def _check_group(self, group):
         """Raise ``ValueError`` (torch's wording) for an invalid hyperparameter of ``group``."""
         raise NotImplementedError
+
+    def state_dict(self):
+        """torch's ``state_dict`` without ``impl``: a checkpoint holds the training state, not how
+        this process computes it (so it loads into ``torch.optim`` and, through DCP, back)."""
+        state = super().state_dict()
+        for group in state["param_groups"]:
+            group.pop("impl", None)
+        return state
+
+    def load_state_dict(self, state_dict):
+        """torch's ``load_state_dict``; each group keeps the ``impl`` this optimizer was built with."""
+        impls = [group["impl"] for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, impl in zip(self.param_groups, impls):
+            group["impl"] = impl
 
     def __setstate__(self, state):
         """Called by ``load_state_dict``: fill in what older or torch.optim checkpoints lack."""

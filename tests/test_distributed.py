@@ -43,12 +43,8 @@ EQUIVALENCE = [(config, impl) for config in workers.CONFIGS for impl in IMPLS
 # (world size that saves, world size that loads, optimizer that saves, optimizer that loads)
 CHECKPOINTS = [(2, 1, "adamw_lab", "adamw_lab"), (1, 2, "adamw_lab", "adamw_lab"),
                (2, 1, "torch", "adamw_lab"), (1, 2, "adamw_lab", "torch")]
-# DCP loads into the keys of the optimizer that loads: adamw_lab's param groups have an
-# "impl" key that a torch.optim.AdamW checkpoint lacks (fix: AdamW.state_dict leaves it out)
-_TORCH_TO_LAB = pytest.mark.xfail(strict=True, reason="adamw_lab.AdamW.state_dict() has an 'impl' "
-                                  "key that torch.optim.AdamW's checkpoint lacks")
-CHECKPOINT_PARAMS = [pytest.param(*c, marks=_TORCH_TO_LAB) if c[2:] == ("torch", "adamw_lab") else c
-                     for c in CHECKPOINTS]
+# DCP loads into the keys of the optimizer that loads, so adamw_lab's state_dict leaves
+# out its one extra group key ("impl") that a torch.optim.AdamW checkpoint lacks.
 
 
 def _value(param):
@@ -143,7 +139,7 @@ def test_fsdp2_decay_rules_follow_the_original_parameters(two_rank_results):
         assert rules[name][1][0] == p.shape[0] // 2
 
 
-@pytest.mark.parametrize("saves,loads,saver,loader", CHECKPOINT_PARAMS)
+@pytest.mark.parametrize("saves,loads,saver,loader", CHECKPOINTS)
 def test_checkpoint_resumes_on_another_world_size(two_rank_results, saves, loads, saver, loader):
     """Train 10 steps on ``saves`` ranks, save with DCP, load on ``loads`` ranks, train 10 more:
     the weights match the uninterrupted single-process run of 20 steps."""
@@ -171,8 +167,6 @@ def test_sweep_with_fewer_models_than_ranks_says_so(two_rank_results):
     assert status == "error" and "every rank needs at least one model" in text
 
 
-@pytest.mark.xfail(strict=True, reason="adamw_lab.AdamW accepts per-model lr with DTensor "
-                   "parameters and fails only at step() (a torch error about mixed Tensor/DTensor)")
 def test_batched_sweep_under_fsdp2_is_refused_at_construction(two_rank_results):
     """FSDP2 shards the model dimension of a batched sweep, so per-model lr/weight_decay
     cannot line up with the local shard: a clear error when the optimizer is built."""
