@@ -74,6 +74,8 @@ def as_real(*lists):
     A complex number is updated as its pair (real, imaginary), as
     ``torch.optim.AdamW`` does: v accumulates re(g)² and im(g)² separately.
     """
+    if not any(x.is_complex() for x in lists[0]):   # the parameters: their grads and states follow
+        return list(lists)
     return [[torch.view_as_real(x) if x.is_complex() else x for x in xs] for xs in lists]
 
 
@@ -239,6 +241,9 @@ def block_table(numels: tuple, device: str, block: int) -> torch.Tensor:
     return torch.stack([tensor, start], 1).to(device)
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)   # types that cannot be a wrapper subclass (DTensor)
+
+
 def _dense(t) -> bool:
     """True when ``t`` fills ``numel`` consecutive elements (contiguous, transposed,
     channels_last, ...; not a slice with gaps, not an expanded tensor)."""
@@ -283,9 +288,13 @@ def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, bet
     """
     amsgrad = bool(vmaxs)
     n_models = max(x.numel() if per_model(x) else 1 for x in (lr, weight_decay))
+    sources = ("p", "g", "m", "v", "vmax", "numel", "per_model")
+    order = [sources.index(field) for field in ROW]
+    natural = ROW == sources   # the row below is already in ROW's order
     launches = {}
     for i, p in enumerate(params):
-        if is_traceable_wrapper_subclass(p) or is_traceable_wrapper_subclass(grads[i]):
+        if ((type(p) not in _PLAIN and is_traceable_wrapper_subclass(p))
+                or (type(grads[i]) not in _PLAIN and is_traceable_wrapper_subclass(grads[i]))):
             raise TypeError(f"a fused kernel reads the memory of plain tensors, not of a "
                             f"{type(p).__name__}: pass its local shard (adamw_lab.kernels.local_shards)")
         if n_models > 1 and (p.dim() == 0 or p.shape[0] != n_models):
@@ -295,12 +304,16 @@ def fused_launches(params, grads, ms, vs, vmaxs, *, steps, lr, weight_decay, bet
         if key not in launches:
             launches[key] = Launch(*key, n_models=n_models)
         launch = launches[key]
-        arrays = _flat_arrays(p, grads[i], ms[i], vs[i], vmaxs[i] if amsgrad else vs[i], launch)
-        launch.keep_alive += arrays
-        p = arrays[0]
-        row = dict(zip(("p", "g", "m", "v", "vmax"), (x.data_ptr() for x in arrays)),
-                   numel=p.numel(), per_model=max(p.numel() // launch.n_models, 1))
-        launch.rows.append([row[field] for field in ROW])
+        g, m, v = grads[i], ms[i], vs[i]
+        vmax = vmaxs[i] if amsgrad else v
+        if not (p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and v.is_contiguous()
+                and vmax.is_contiguous() and p.dtype == g.dtype == m.dtype == v.dtype == vmax.dtype):
+            p, g, m, v, vmax = _flat_arrays(p, g, m, v, vmax, launch)   # copies in p's layout
+        launch.keep_alive += (p, g, m, v, vmax)
+        numel = p.numel()
+        row = [p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), vmax.data_ptr(),
+               numel, max(numel // n_models, 1)]
+        launch.rows.append(row if natural else [row[k] for k in order])
     for launch in launches.values():
         t = launch.step
         lrs, wds = (x.double().reshape(-1).expand(launch.n_models).tolist() if isinstance(x, torch.Tensor)

@@ -219,7 +219,8 @@ def local_shards(*lists):
     """
     dtensor = sys.modules.get("torch.distributed.tensor")   # no DTensor exists before it is imported
     DTensor = getattr(dtensor, "DTensor", None)
-    if DTensor is None or not any(isinstance(x, DTensor) for xs in lists for x in xs):
+    plain = (torch.Tensor, torch.nn.Parameter)   # a fast test: only a subclass can be a DTensor
+    if DTensor is None or all(type(x) in plain for x in lists[0]):   # the parameters decide
         return [list(xs) for xs in lists]
     params = lists[0]
     out = []
