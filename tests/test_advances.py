@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from adamw_lab.book import advances as A
+from adamw_lab.book import advances as A, stats as S
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +61,14 @@ def test_paired_interval_covers_the_mean_about_95_percent():
     rng = np.random.default_rng(0)
     hits = 0
     for _ in range(400):
-        _, lo, hi = A.paired_interval(rng.normal(0.3, 1.0, size=6))
+        _, lo, hi = S.mean_interval(rng.normal(0.3, 1.0, size=6))
         hits += lo <= 0.3 <= hi
     assert 0.91 < hits / 400 < 0.985
     with pytest.raises(ValueError, match="at least 2"):
-        A.paired_interval([1.0])
-    assert A.verdict(0.1, 0.5, "好", "坏") == "好"
-    assert A.verdict(-0.5, -0.1, "好", "坏") == "坏"
-    assert "含 0" in A.verdict(-0.1, 0.1, "好", "坏")
+        S.mean_interval([1.0])
+    assert S.interval_verdict(0.1, 0.5, "好", "坏") == "好"
+    assert S.interval_verdict(-0.5, -0.1, "好", "坏") == "坏"
+    assert "含 0" in S.interval_verdict(-0.1, 0.1, "好", "坏")
 
 
 # ----------------------------------------------------------------- normalised layers

@@ -117,7 +117,14 @@ def test_book_style_draws_chinese_without_missing_glyphs(tmp_path):
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
-    """Build the book once (warnings are errors) from the stored notebook outputs."""
+    """Build the book once (warnings are errors) from the stored notebook outputs.
+
+    ``ADAMW_LAB_BUILT_BOOK=/path/_build/html`` reuses a build instead (e.g. a
+    private build of a few pages while writing them; select those tests with -k).
+    """
+    prebuilt = os.environ.get("ADAMW_LAB_BUILT_BOOK")
+    if prebuilt:
+        return Path(prebuilt)
     out = tmp_path_factory.mktemp("book")
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     config["execute"]["execute_notebooks"] = "off"

@@ -6,7 +6,7 @@
   :func:`digits_three_way`, :func:`train_measured`, :func:`equilibrium_norm`,
   :func:`equilibrium_angle`.
 * Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`.
-* Shared by the chapters: :func:`paired_interval`, :func:`verdict`, :func:`moving_average`.
+* Shared by the chapters: :func:`moving_average` (intervals and verdicts: :mod:`adamw_lab.book.stats`).
 """
 from __future__ import annotations
 
@@ -16,32 +16,15 @@ import numpy as np
 import torch
 
 from adamw_lab import reference
-from adamw_lab.book import experiments as E, stats
+from adamw_lab.book import experiments as E
 from adamw_lab.reference_variants import box_projection, cautious_adamw_step
 
 
-# ----------------------------------------------------------------- statistics
-def paired_interval(diff, level: float = 0.95):
-    """``(mean, low, high)`` of paired differences (one per seed): the book's one
-    t-interval, :func:`adamw_lab.book.stats.paired_difference`, against 0."""
-    d = np.asarray(diff, dtype=np.float64).ravel()
-    p = stats.paired_difference(d, np.zeros_like(d), level)
-    return p.diff, p.low, p.high
-
-
+# ----------------------------------------------------------------- smoothing
 def moving_average(x, k: int = 50):
     """Mean over windows of ``k`` consecutive entries along dim 0 (valid part only: ``len(x) - k`` rows)."""
     c = np.cumsum(np.asarray(x, dtype=np.float64), 0)
     return (c[k:] - c[:-k]) / k
-
-
-def verdict(low: float, high: float, what_if_positive: str, what_if_negative: str) -> str:
-    """The verdict an interval allows: one side, or 'no difference detected' when it holds 0."""
-    if low > 0:
-        return what_if_positive
-    if high < 0:
-        return what_if_negative
-    return "区间含 0：未测出差别"
 
 
 # ----------------------------------------------------------------- the l-infinity view

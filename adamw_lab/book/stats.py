@@ -74,6 +74,25 @@ def verdict_towards(low: float, high: float, claimed: float, alternative: float)
     return Verdict("无法区分" if low <= alternative <= high else "支持")
 
 
+def mean_interval(diff, level: float = 0.95):
+    """``(mean, low, high)`` of per-seed differences already taken (``a - b`` or a
+    per-seed slope): :func:`paired_difference` of ``diff`` against 0."""
+    d = np.asarray(diff, dtype=np.float64).ravel()
+    p = paired_difference(d, np.zeros_like(d), level)
+    return p.diff, p.low, p.high
+
+
+def interval_verdict(low: float, high: float, if_positive: str, if_negative: str) -> str:
+    """The verdict an interval allows, worded for the claim at hand: ``if_positive``
+    when it lies above 0, ``if_negative`` when below, and "no difference detected"
+    when it holds 0."""
+    if low > 0:
+        return Verdict(if_positive)
+    if high < 0:
+        return Verdict(if_negative)
+    return Verdict("区间含 0：未测出差别")
+
+
 def paired_difference(a, b, level: float = 0.95) -> Paired:
     """Mean of ``a - b`` over paired seeds with a ``level`` Student-t interval.
 
