@@ -177,3 +177,65 @@ def test_decay_per_parameter_group():
     np.testing.assert_allclose(b.detach().numpy(), refs["standard"][0], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="Invalid decay"):
         opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "decay": "lr-free"})
+
+
+# --- the closed forms and recurrences behind the Part IV explorers ------------------
+
+
+def test_warmup_cosine_lrs_is_linear_then_cosine():
+    lrs = RV.warmup_cosine_lrs(0.01, 200, 20)
+    assert lrs.shape == (200,)
+    np.testing.assert_allclose(lrs[:20], 0.01 * np.arange(1, 21) / 20)
+    assert lrs[20] == pytest.approx(0.01)
+    assert lrs[110] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 90 / 180)))
+    assert np.all(np.diff(lrs[20:]) < 0) and lrs[-1] < 1e-5
+
+
+@pytest.mark.parametrize("decay", ["standard", "corrected"])
+def test_scale_invariant_norms_follow_orthogonal_updates(decay):
+    """The recurrence equals the norm of a weight shrunk by the decay factor plus updates ⟂ w of size ρ√C."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=50)
+    max_lr, wd, steps, warmup, update_sq = 0.05, 0.8, 300, 30, 50 * 0.7**2
+    want = RV.scale_invariant_norms(decay, max_lr, wd, steps, warmup, np.linalg.norm(w), update_sq)
+    got = [np.linalg.norm(w)]
+    for lr in RV.warmup_cosine_lrs(max_lr, steps, warmup):
+        u = rng.normal(size=w.shape)
+        u -= (u @ w) / (w @ w) * w                       # orthogonal to w
+        u *= math.sqrt(update_sq) / np.linalg.norm(u)
+        w = RV.scheduled_decay_factor(decay, lr, max_lr, wd) * w - lr * u
+        got.append(np.linalg.norm(w))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_corrected_decay_keeps_the_equilibrium_norm_and_the_gradient_norm():
+    """Standard decay: ‖w‖ follows √(η_t ρ²C/2λ) down and the gradient norm rises, the more so
+    the larger λ; corrected decay: ‖w‖ stays at √(η_max ρ²C/2λ), no rise."""
+    max_lr, steps, warmup, update_sq = 1e-2, 4000, 100, 1000.0
+    lrs = RV.warmup_cosine_lrs(max_lr, steps, warmup)
+    rises = []
+    for wd in (0.3, 1.0, 3.0):
+        n0 = math.sqrt(max_lr * update_sq / (2 * wd))             # start at the peak equilibrium
+        std = RV.scale_invariant_norms("standard", max_lr, wd, steps, warmup, n0, update_sq)
+        cor = RV.scale_invariant_norms("corrected", max_lr, wd, steps, warmup, n0, update_sq)
+        mid = steps // 2
+        assert std[mid] == pytest.approx(math.sqrt(lrs[mid] * update_sq / (2 * wd)), rel=0.1)
+        np.testing.assert_allclose(cor[warmup:int(0.9 * steps)], n0, rtol=0.05)
+        rise = RV.gradient_norm_rise("standard", max_lr, wd, steps, warmup, n0, update_sq)
+        assert RV.gradient_norm_rise("corrected", max_lr, wd, steps, warmup, n0, update_sq) == pytest.approx(1, abs=0.03)
+        rises.append(rise)
+    assert 1.1 < rises[0] < rises[1] < rises[2]
+
+
+def test_box_radius_bounds_adamw_under_a_constant_gradient():
+    """A constant gradient pushes |w| up to the face of the box 1/λ and not beyond."""
+    from adamw_lab import reference
+
+    wd = 2.0
+    w, m, v = np.zeros(3), np.zeros(3), np.zeros(3)
+    for t in range(1, 3001):
+        w, m, v = reference.adamw_step(w, np.array([1.0, -0.5, 2.0]), m, v, t, lr=0.01, weight_decay=wd)
+    np.testing.assert_allclose(np.abs(w), RV.box_radius(wd), rtol=1e-3)
+    assert np.abs(w).max() <= RV.box_radius(wd) * (1 + 1e-9)
+    with pytest.raises(ValueError, match="weight_decay > 0"):
+        RV.box_radius(0.0)
