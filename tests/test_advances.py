@@ -178,3 +178,37 @@ def test_moving_average():
     out = A.moving_average(x, 4)
     assert out.shape == (6, 2)
     np.testing.assert_allclose(out[:, 0], [(i + 1 + i + 2 + i + 3 + i + 4) / 4 for i in range(6)])
+
+
+def test_timescale_epochs_is_the_e_folding_time_of_zero_gradient_adamw():
+    """NumPy reference: with zero gradients AdamW's weight falls by e after about τ_epoch epochs of N/B steps."""
+    from adamw_lab import reference
+
+    for lr, wd, n, b in ((1e-2, 0.3, 300, 32), (5e-3, 1.0, 150, 16), (2e-2, 0.05, 600, 64)):
+        w, m, v, t = np.ones(1), np.zeros(1), np.zeros(1), 0
+        while w[0] > np.exp(-1):
+            t += 1
+            w, m, v = reference.adamw_step(w, np.zeros(1), m, v, t, lr=lr, weight_decay=wd)
+        tau = float(A.timescale_epochs(lr, wd, n, b))
+        assert t * b / n == pytest.approx(tau, rel=0.02, abs=b / n)
+    assert A.timescale_epochs(1e-2, 0.1, 600, 32) == pytest.approx(A.timescale_epochs(1e-2, 0.2, 300, 32))
+
+
+def test_box_explorer_runs_end_on_the_box_solution_and_adam_l2_does_not():
+    X, y = A.box_toy_problem()
+    w_star = A.box_solution(X, y, np.inf)
+    assert 3.0 < np.abs(w_star).max() < 5.0 and np.abs(w_star).min() < 1.5   # one large, one small coordinate
+    for lam in (0.1, 0.6, 1.6):
+        radius = float(A.box_radius(lam))
+        assert radius == pytest.approx(1 / lam)
+        target = np.abs(A.box_solution(X, y, radius)).max()
+        assert A.box_endpoint_norm(0.1, lam) == pytest.approx(target, abs=5e-3)
+        assert A.box_endpoint_norm(0.1, lam, rule="adam_l2") < 0.5 * target   # ridge solution, far inside the box
+        paths = A.box_paths(0.1, lam)
+        t, path = paths["adamw"]
+        assert t[0] == 0 and t[-1] == A.BOX_STEPS and path.shape == (len(t), 2)
+        assert np.all(path[0] == 0) and np.abs(path[-1]).max() == pytest.approx(A.box_endpoint_norm(0.1, lam))
+    # a lambda off the batched grid gives the same numbers as its grid neighbour would (same recursion)
+    assert A.box_endpoint_norm(0.1, 0.6000001) == pytest.approx(A.box_endpoint_norm(0.1, 0.6), rel=1e-5)
+    with pytest.raises(ValueError, match="Invalid rule"):
+        A.box_endpoint_norm(0.1, 1.0, rule="sgd")

@@ -5,11 +5,15 @@
 * Normalised layers (Kosson et al. 2024; Defazio 2025): :class:`BatchedNormMLP`,
   :func:`digits_three_way`, :func:`train_measured`, :func:`equilibrium_norm`,
   :func:`equilibrium_angle`.
-* Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`.
+* Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`,
+  :func:`timescale_epochs`.
+* The ℓ∞ view in two dimensions (the chapter's explorer): :func:`box_toy_problem`,
+  :func:`box_paths`, :func:`box_endpoint_norm`, :func:`box_radius`.
 * Shared by the chapters: :func:`moving_average` (intervals and verdicts: :mod:`adamw_lab.book.stats`).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -104,6 +108,61 @@ def kkt_residual(w, X, y, radius: float):
     """
     g = logistic_grad(w, X, y)
     return np.abs(w - box_projection(w - g, radius)).max(-1)
+
+
+def box_radius(weight_decay):
+    """Half the side of AdamW's box: ``1/λ`` (Xie & Li: ``‖w‖∞ ≤ 1/λ`` at a stationary point)."""
+    return 1.0 / np.asarray(weight_decay, dtype=np.float64)
+
+
+def box_toy_problem(n: int = 200, w_true=(4.0, 1.0), seed: int = 0):
+    """A two-feature logistic regression drawn from the model with weights ``w_true``
+    (one large, one small coordinate: for a mid-sized λ the box solution has one coordinate
+    on a face and one inside).  Returns ``(X, y)`` [n, 2], [n] as float64."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, len(w_true)))
+    p = 1.0 / (1.0 + np.exp(-X @ np.asarray(w_true, dtype=np.float64)))
+    return X, np.where(rng.random(n) < p, 1.0, -1.0)
+
+
+BOX_RULES = ("adamw", "adam_l2")
+BOX_LAMS = (0.1, 0.4, 0.6, 1.0, 1.6, 2.5)   # the explorer's λ grid: runs at these values are batched
+BOX_STEPS = 3000
+
+
+@functools.lru_cache(maxsize=64)
+def _box_sweep(lr: float, lams: tuple, rule: str, steps: int, betas: tuple, n_points: int, seed: int):
+    """One batched run over ``lams``: recorded steps [R], paths [R, L, 2], final weights [L, 2]."""
+    X, y = box_toy_problem(seed=seed)
+    record = tuple(int(t) for t in np.unique(np.geomspace(1, steps, n_points).round()))
+    cosine = lambda t: 0.5 * (1 + np.cos(np.pi * t / steps))  # noqa: E731
+    w_T, rec = run_full_batch(X, y, lr=lr, weight_decay=np.asarray(lams)[:, None], steps=steps, rule=rule,
+                              schedule=cosine, betas=betas, record=record)
+    paths = np.stack([np.zeros((len(lams), X.shape[1]))] + [rec[t] for t in record])
+    return np.array((0,) + record), paths, w_T
+
+
+def _box_run(lr, weight_decay, rule, steps, betas, n_points, seed):
+    if rule not in BOX_RULES:
+        raise ValueError(f"Invalid rule: {rule!r} (choose from {BOX_RULES})")
+    lam = float(weight_decay)
+    hits = [i for i, v in enumerate(BOX_LAMS) if math.isclose(v, lam, rel_tol=1e-9)]
+    lams, k = (BOX_LAMS, hits[0]) if hits else ((lam,), 0)
+    t, paths, w_T = _box_sweep(float(lr), lams, rule, int(steps), tuple(float(b) for b in betas), int(n_points), int(seed))
+    return t.copy(), paths[:, k].copy(), w_T[k].copy()
+
+
+def box_paths(lr, weight_decay, steps: int = BOX_STEPS, betas=(0.9, 0.99), n_points: int = 60, seed: int = 0):
+    """Full-batch AdamW and Adam+L2 (cosine annealing to zero, from ``w = 0``) on
+    :func:`box_toy_problem`.  Returns ``{rule: (t, path)}`` for the rules in :data:`BOX_RULES`:
+    ``t`` the recorded steps (0 and about ``n_points`` log-spaced ones), ``path`` [len(t), 2].
+    Runs are cached; λ values of :data:`BOX_LAMS` are computed together in one batched run."""
+    return {rule: _box_run(lr, weight_decay, rule, steps, betas, n_points, seed)[:2] for rule in BOX_RULES}
+
+
+def box_endpoint_norm(lr, weight_decay, rule: str = "adamw", steps: int = BOX_STEPS, betas=(0.9, 0.99), seed: int = 0):
+    """``‖w_T‖∞`` at the end of the :func:`box_paths` run of ``rule`` (a number)."""
+    return float(np.abs(_box_run(lr, weight_decay, rule, steps, betas, 60, seed)[2]).max())
 
 
 # ----------------------------------------------------------------- normalised layers
@@ -238,6 +297,12 @@ def corrupt_labels(y, fraction: float, n_classes: int = 10, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     flip = torch.rand(len(y), generator=g) < fraction
     return torch.where(flip, torch.randint(n_classes, (len(y),), generator=g), y.cpu()).to(y.device)
+
+
+def timescale_epochs(lr, weight_decay, n_train, batch_size):
+    """AdamW's averaging timescale ``1/(ηλ)`` counted in epochs of ``N/B`` steps:
+    ``τ_epoch = B/(ηλN)`` (Wang & Aitchison)."""
+    return np.asarray(batch_size, dtype=np.float64) / (np.asarray(lr) * np.asarray(weight_decay) * np.asarray(n_train))
 
 
 def best_log_lambda(log_lams, losses):
