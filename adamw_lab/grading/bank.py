@@ -198,11 +198,11 @@ def _ex01():
 
     return [
         Question("ex01.q1", 2, (3096561,), "effective_decay_rate", rate_in, rate_ref,
-                 "Adam + L2 的衰减项 λw 会被 1/(√v̂+ε) 缩放；AdamW 的衰减与 v̂ 无关。第二个返回值也是数组。",
+                 "Adam+L2 的衰减项 λw 会被 1/(√v̂+ε) 缩放；AdamW 的衰减与 v̂ 无关。第二个返回值也是数组。",
                  float32=True, atol=0.0, fixed_inputs=((_a(1e-16, 1e-8, 1e-2), 0.1, 0.5, 1e-8),)),
         Question("ex01.q2", 3, (3096560,), "zero_grad_first_step", zero_in,
                  lambda w0, lr, wd, eps: theory.zero_gradient_step(w0, lr, wd, eps),
-                 "第 1 步、梯度为零、m₀ = v₀ = 0：AdamW 只剩乘性收缩；Adam + L2 的总梯度是 λw₀，它同时进入 m 和 v。别忘了 ε。",
+                 "第 1 步、梯度为零、m₀ = v₀ = 0：AdamW 只剩乘性收缩；Adam+L2 的总梯度是 λw₀，它同时进入 m 和 v。别忘了 ε。",
                  float32=True, fixed_inputs=((_a(1e-3, -2e-3, 0.5), 0.1, 1e-3, 1e-6),)),
         Question("ex01.q3", 1, (3096561,), "sgd_one_step", sgd_in, sgd_ref,
                  "没有动量的 SGD：L2 把 λw 加进梯度；权重衰减先乘以 (1 − ηλ)。两者应当相同。",
@@ -240,7 +240,7 @@ def _ex02():
 
     return [
         Question("ex02.q1", 2, (3096538,), "decay_steps", steps_in, steps_ref,
-                 "Adam + L2 的衰减步是 −ηλ·P·w，P = diag(1/(√v̂+ε))；AdamW 的衰减步是 −ηλ·w。",
+                 "Adam+L2 的衰减步是 −ηλ·P·w，P = diag(1/(√v̂+ε))；AdamW 的衰减步是 −ηλ·w。",
                  float32=True, atol=0.0, fixed_inputs=((_a(1.0, -2.0, 0.5), _a(1e-16, 1e-4, 4.0), 0.1, 0.5, 1e-8),)),
         Question("ex02.q2", 2, (3096538,), "shrink_angle_deg", angle_in, angle_ref,
                  "比较向量 P·w 与 w 的方向：用点积除以两个范数得到余弦，再换算成角度（度）。",
@@ -334,10 +334,10 @@ def _ex04():
                  "衰减步的大小 |ηλw| 与 ε 无关，自适应步的大小是 η|m̂|/(√v̂+ε)（ε 加在开方之后）；占比 = 衰减 / (衰减 + 自适应)。",
                  float32=True, fixed_inputs=((_a(1.0, -1.0, 0.5), _a(1e-4, 1e-4, -1e-3), _a(1e-8, 1e-12, 1e-8), 0.1, 1e-2, 1e-4),)),
         Question("ex04.q3", 3, (3096513,), "gradient_flip", flip_in, _flip,
-                 "前 steps_before 步梯度为 +G，之后为 −G；两种规则都从 m = v = 0、t = 1 开始，轨迹包括 θ₀。Adam + L2 的梯度要加上 λθ。",
+                 "前 steps_before 步梯度为 +G，之后为 −G；两种规则都从 m = v = 0、t = 1 开始，轨迹包括 w₀。Adam+L2 的梯度要加上 λw。",
                  fixed_inputs=flips),
         Question("ex04.q4", 2, (3096513,), "overshoot_steps", flip_in, over_ref,
-                 "从翻转后的第一步开始数：θ 连续减小（沿旧方向走）了几步，遇到第一次不再减小就停。两种规则各返回一个整数。",
+                 "从梯度反转后的第一步开始数：w 连续减小（沿旧方向走）了几步，遇到第一次不再减小就停。两种规则各返回一个整数。",
                  rtol=0.0, atol=0.0, fixed_inputs=flips),
     ]
 
@@ -373,7 +373,7 @@ def _ex05():
     xs_fix = np.array([[1.0, -1.0], [0.5, 2.0], [-1.5, 0.3], [0.8, 0.8], [-0.2, 1.1]])
     return [
         Question("ex05.q1", 3, (3096558,), "vanishing_gradient_runs", masked_in, masked_ref,
-                 "对每个规则从 m = v = 0、t = 1 开始逐步更新；梯度恒为零的坐标在 AdamW 下只被乘性收缩，Adam + L2 要把 λw 加进梯度。返回 (AdamW 终点, Adam + L2 终点)。",
+                 "对每个规则从 m = v = 0、t = 1 开始逐步更新；梯度恒为零的坐标在 AdamW 下只被乘性收缩，Adam+L2 要把 λw 加进梯度。返回 (AdamW 终点, Adam+L2 终点)。",
                  fixed_inputs=((_a(1.0, -2.0, 0.5, 1.5), grads, 3e-2, 1.0),)),
         Question("ex05.q2", 2, (3161372,), "sparse_shrink_ratio", sparse_in, sparse_ref,
                  "和 ex05.q1 同样的两次运行，但返回每个坐标的 |w_T| / |w₀|（先取绝对值，再相除）。",
@@ -458,10 +458,10 @@ def _ex07():
 
     return [
         Question("ex07.q1", 2, (3096511,), "warmup_shrink", warm_in, warm_ref,
-                 "线性预热第 t 步（t = 1…warmup_steps）的学习率是 η_peak·t/warmup_steps；梯度为零时每步乘以 (1 − ηₜλ)，把这些因子连乘。",
+                 "线性预热第 t 步（t = 1…warmup_steps）的学习率是 ηₜ = η·t/warmup_steps（η 是峰值学习率 lr_peak）；梯度为零时每步乘以 (1 − ηₜλ)，把这些因子连乘。",
                  fixed_inputs=((0.1, 1.0, 10), (0.05, 0.5, 4))),
         Question("ex07.q2", 2, (3096515,), "cosine_decay_factor", cos_in, cos_ref,
-                 "余弦退火的学习率乘数是 ½(1 + cos(πt/T))，t = 0…T−1（注意分母是 T）；把每步的 (1 − ηₜλ) 连乘。第二个值用恒定学习率 η_max。",
+                 "余弦退火的调度乘数是 sₜ = ½(1 + cos(πt/T))，t = 0…T−1（注意分母是 T），学习率 ηₜ = η·sₜ（η 是 lr_max）；把每步的 (1 − ηₜλ) 连乘。第二个值用恒定学习率 η。",
                  fixed_inputs=((0.1, 1.0, 10), (0.2, 0.5, 4))),
         Question("ex07.q3", 3, (3096479,), "fedavg_round", fed_in, _fedavg_reference,
                  "每个客户端的损失是 ½‖w − c_k‖²（梯度 w − c_k）；从全局权重出发、用全新的 AdamW 状态走 local_steps 步，最后对客户端结果取平均。",
