@@ -198,7 +198,7 @@ def test_box_explorer_runs_end_on_the_box_solution_and_adam_l2_does_not():
     X, y = A.box_toy_problem()
     w_star = A.box_solution(X, y, np.inf)
     assert 3.0 < np.abs(w_star).max() < 5.0 and np.abs(w_star).min() < 1.5   # one large, one small coordinate
-    for lam in (0.1, 0.6, 1.6):
+    for lam in (0.15, 0.6, 1.6):
         radius = float(A.box_radius(lam))
         assert radius == pytest.approx(1 / lam)
         target = np.abs(A.box_solution(X, y, radius)).max()

@@ -126,7 +126,7 @@ def box_toy_problem(n: int = 200, w_true=(4.0, 1.0), seed: int = 0):
 
 
 BOX_RULES = ("adamw", "adam_l2")
-BOX_LAMS = (0.1, 0.4, 0.6, 1.0, 1.6, 2.5)   # the explorer's λ grid: runs at these values are batched
+BOX_LAMS = (0.15, 0.4, 0.6, 1.0, 1.6, 2.5)   # the explorer's λ grid: runs at these values are batched
 BOX_STEPS = 3000
 
 
