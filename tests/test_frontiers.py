@@ -9,6 +9,17 @@ from adamw_lab.book import experiments as E
 from adamw_lab.book import frontiers as Fr
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_no_denormals():
+    # tiny batched models: one thread is fastest on a shared CPU; subnormal floats late in training are slow
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return E.load_digits_split(n_train=300, seed=3)
@@ -164,3 +175,158 @@ def test_quantization_error_matches_uniform_rounding_model(bits):
     pred = Fr.predicted_quant_error(Fr.weight_stats(m.W1)["crest"], bits)
     torch.testing.assert_close(rel.double(), pred, rtol=0.05, atol=0)
     assert math.isclose(Fr.predicted_quant_error(127 * math.sqrt(12), 8), 1.0)
+
+
+# ----------------------------------------------------------------- minibatch training, no decay on biases
+@pytest.mark.parametrize("method", ["adam_l2", "adamw"])
+def test_fit_minibatch_matches_package_optimizers_with_param_groups(digits, method):
+    Xtr, ytr, _, _ = digits
+    lr, wd, seeds = torch.tensor([1e-2, 3e-3, 3e-2]), torch.tensor([0.3, 3.0, 0.05]), [0, 1, 0]
+    sched = E.warmup_cosine(30, 8)
+    a, b = E.BatchedMLP(seeds, 64, 16, 10), E.BatchedMLP(seeds, 64, 16, 10)
+    E.train(a, method, lr, wd, Xtr, ytr, 30, schedule=sched, batch_size=16, data_seeds=seeds, decay_biases=False)
+    Fr.fit(b, method, lr, wd, Xtr, ytr, 30, schedule=sched, batch_size=16, data_seeds=seeds, decay_biases=False)
+    assert _max_diff(a, b) < 1e-5
+    c = E.BatchedMLP(seeds, 64, 16, 10)                  # decaying the biases too gives other weights
+    Fr.fit(c, method, lr, wd, Xtr, ytr, 30, schedule=sched, batch_size=16, data_seeds=seeds)
+    assert _max_diff(b, c) > 1e-4
+
+
+def test_fit_minibatch_pairs_by_seed_and_accepts_per_model_data(digits):
+    Xtr, ytr, _, _ = digits
+    a = E.BatchedMLP([5, 5], 64, 8, 10)                  # same seed twice: same init, same minibatches
+    Fr.fit(a, "adamw", 1e-2, 0.1, Xtr, ytr, 20, batch_size=8, data_seeds=[5, 5])
+    torch.testing.assert_close(a.W1[0], a.W1[1])
+    b = E.BatchedMLP([5, 6], 64, 8, 10)                  # per-model data [M, N, D] equal to the shared data
+    c = E.BatchedMLP([5, 6], 64, 8, 10)
+    Fr.fit(b, "adamw", 1e-2, 0.1, Xtr, ytr, 20, batch_size=8, data_seeds=[5, 6])
+    Fr.fit(c, "adamw", 1e-2, 0.1, Xtr.expand(2, *Xtr.shape), ytr.expand(2, len(ytr)), 20, batch_size=8,
+           data_seeds=[5, 6])
+    assert _max_diff(b, c) < 1e-6
+    with pytest.raises(ValueError):
+        Fr.fit(b, "adamw", 1e-2, 0.1, Xtr, ytr, 2, batch_size=8)
+
+
+def test_warmup_shrink_closed_forms():
+    sched = E.warmup_cosine(200, 50)
+    f = Fr.shrink_factor(3e-3, 10.0, 200, sched)
+    assert math.isclose(Fr.warmup_shrink(3e-3, 10.0, 200, 50), f[50], rel_tol=1e-12)
+    assert math.isclose(Fr.warmup_shrink(3e-3, 10.0, 200, 50, at=200), f[-1], rel_tol=1e-12)
+    assert math.isclose(Fr.warmup_shrink(3e-3, 10.0, 200, 50, follow=False), (1 - 3e-2) ** 50, rel_tol=1e-12)
+    for lr, lam, tw in ((1e-3, 1e-2, 500), (3e-3, 10.0, 50), (1e-4, 1.0, 150)):   # first-order form, error O((eta lam)^2 T_w)
+        exact, approx = Fr.warmup_shrink(lr, lam, 10 * tw, tw), Fr.warmup_shrink_approx(lr, lam, tw)
+        assert abs(math.log(exact) - math.log(approx)) < (lr * lam) ** 2 * tw + 1e-12
+
+
+def test_fedavg_minibatch_one_round_is_the_mean_of_local_runs(digits):
+    Xtr, ytr, _, _ = digits
+    Xc, yc = Fr.label_skew_split(Xtr, ytr, 2, 5, 20, seed=1)
+    seeds = [7, 8]
+    g = E.BatchedMLP(seeds, 64, 8, 10)
+    h = Fr.fedavg(g, "adamw", 1e-2, 0.5, Xc, yc, 1, 5, batch_size=4, data_seeds=seeds, decay_biases=False)
+    locals_ = []
+    for k in range(2):                                   # the client seeds fedavg documents
+        m = E.BatchedMLP(seeds, 64, 8, 10)
+        Fr.fit(m, "adamw", 1e-2, 0.5, Xc[k], yc[k], 5, batch_size=4, data_seeds=[1_000_000 + s * 10_000 + k for s in seeds],
+               decay_biases=False)
+        locals_.append(m)
+    for n in ("W1", "b1", "W2", "b2"):
+        mean = (getattr(locals_[0], n) + getattr(locals_[1], n)).detach() / 2
+        torch.testing.assert_close(getattr(g, n).detach(), mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h["absdrift"], h["drift"] * h["norm"])
+    with pytest.raises(ValueError):
+        Fr.fedavg(g, "adamw", 1e-2, 0.5, Xc, yc, 1, 5, batch_size=4)
+
+
+def test_quant_stats_and_choose_on_validation(digits):
+    Xtr, ytr, Xte, yte = digits
+    m = E.BatchedMLP(range(3), 64, 16, 10)
+    Fr.fit(m, "adam", 1e-2, 0.0, Xtr, ytr, 30, batch_size=32, data_seeds=range(3))
+    q = Fr.quant_stats(m, Xte, yte)
+    assert set(q) == {"crest", "kurtosis", "err", "rel8", "drop8", "rel4", "drop4"}
+    flips = q["drop4"] * len(yte) / 100                  # whole test images
+    torch.testing.assert_close(flips, flips.round())
+    torch.testing.assert_close(q["rel8"], Fr.predicted_quant_error(q["crest"], 8), rtol=0.15, atol=0)
+    assert bool((q["rel4"] > 10 * q["rel8"]).all())
+    val = torch.tensor([[5.0, 6.0], [3.0, 4.0], [3.0, 4.0], [9.0, 1.0]])
+    assert Fr.choose_on_validation(val, [0.1, 1.0, 10.0, 100.0]) == (1, 1.0)
+
+
+# ----------------------------------------------------------------- the chapter's claims, with paired intervals
+@pytest.fixture(scope="module")
+def chapter_split():
+    Xpool, ypool, Xrest, yrest = E.load_digits_split(n_train=1000, seed=0)
+    return Xpool, ypool, Xrest[:300], yrest[:300]
+
+
+def test_scheduled_decay_beats_total_matched_constant_decay_at_large_lambda(chapter_split):
+    """At lambda = 3.16 the same total shrink hurts more when it keeps acting at the end of the cosine."""
+    from adamw_lab.book import stats as S
+
+    Xpool, ypool, Xva, yva = chapter_split
+    seeds, steps = list(range(6)), 300
+    sched = E.warmup_cosine(steps, 30)
+    s_bar = float(np.mean([sched(t) for t in range(steps)]))
+    err = {}
+    for name, dsched, lam in (("sched", None, 3.16), ("matched", lambda t: 1.0, 3.16 * s_bar)):
+        m = E.BatchedMLP(seeds, 64, 32, 10)
+        Fr.fit(m, "adamw", 1e-2, lam, Xpool[:300], ypool[:300], steps, schedule=sched, decay_schedule=dsched,
+               batch_size=32, data_seeds=seeds, decay_biases=False)
+        err[name] = E.error_rate(m, Xva, yva) * 100
+        assert math.isclose(Fr.shrink_factor(1e-2, lam, steps, sched, dsched)[-1],
+                            Fr.shrink_factor(1e-2, 3.16, steps, sched)[-1], rel_tol=0.05)   # same total shrink
+    d = S.paired_difference(err["sched"], err["matched"])
+    assert d.verdict() == "支持", d.text()
+
+
+def test_fedavg_shared_decay_raises_relative_drift_not_lowers_absolute_drift(chapter_split):
+    """The shared shrink lowers ||w_avg||; the drift each round creates does not shrink with it."""
+    from adamw_lab.book import stats as S
+
+    Xpool, ypool, _, _ = chapter_split
+    Xc, yc = Fr.label_skew_split(Xpool, ypool, 5, 2, 100, seed=0)
+    seeds = list(range(6))
+    h = {}
+    for meth, lam in (("adam", 0.0), ("adamw", 1.0)):
+        m = E.BatchedMLP(seeds, 64, 32, 10)
+        h[meth] = Fr.fedavg(m, meth, 1e-2, lam, Xc, yc, 12, 10, batch_size=20, data_seeds=seeds, decay_biases=False)
+    diff = {k: S.paired_difference(h["adamw"][k][-1], h["adam"][k][-1]) for k in ("drift", "absdrift", "norm")}
+    assert diff["norm"].high < 0, diff["norm"].text()
+    assert diff["drift"].low > 0, diff["drift"].text()
+    assert diff["absdrift"].high > 0, diff["absdrift"].text()     # not shown to fall
+
+
+def test_finetuning_decay_pulls_towards_the_origin_not_the_pretrained_point(chapter_split):
+    """lambda = 10: AdamW's norm at the end of warm-up follows the decay-only factor; decay to w_pre stays close."""
+    Xpool, ypool, _, _ = chapter_split
+    seeds = list(range(4))
+    pre = E.BatchedMLP(seeds, 64, 32, 10)
+    E.train(pre, "adam", 3e-3, 0.0, Xpool[50:], ypool[50:], 100, batch_size=32, data_seeds=seeds)
+    w_pre = {n: getattr(pre, n).detach().clone() for n in ("W1", "b1", "W2", "b2")}
+    sched = E.warmup_cosine(200, 50)
+    out = {}
+    for name, anchor in (("adamw", None), ("to_pre", w_pre)):
+        m = E.BatchedMLP(seeds, 64, 32, 10)
+        Fr.copy_layers(m, pre, ("W1", "b1", "W2", "b2"))
+        Fr.fit(m, "adamw", 3e-3, 10.0, Xpool[:50], ypool[:50], 50, schedule=sched, anchor=anchor,
+               batch_size=10, data_seeds=seeds, decay_biases=False)
+        out[name] = (Fr.relative_norm(m, w_pre, ("W1", "W2")), Fr.relative_distance(m, w_pre, ("W1", "W2")))
+    pred = Fr.warmup_shrink(3e-3, 10.0, 200, 50)
+    assert bool(((out["adamw"][0] - pred).abs() < 0.1).all()), (out["adamw"][0], pred)
+    assert bool((out["to_pre"][1] < 0.5 * out["adamw"][1]).all())
+
+
+def test_adam_l2_has_heavier_tails_than_adamw(chapter_split):
+    """Quantization: at their usual lambdas Adam+L2's first layer has a larger crest factor (paired seeds)."""
+    from adamw_lab.book import stats as S
+
+    Xpool, ypool, Xva, yva = chapter_split
+    seeds, sched = list(range(6)), E.warmup_cosine(300, 30)
+    crest = {}
+    for meth, lam in (("adam_l2", 0.01), ("adamw", 0.316)):
+        m = E.BatchedMLP(seeds, 64, 32, 10)
+        Fr.fit(m, meth, 1e-2, lam, Xpool[:300], ypool[:300], 300, schedule=sched, batch_size=32, data_seeds=seeds,
+               decay_biases=False)
+        crest[meth] = Fr.quant_stats(m, Xva, yva)["crest"]
+    d = S.paired_difference(crest["adamw"], crest["adam_l2"])
+    assert d.verdict() == "支持", d.text()
