@@ -263,14 +263,18 @@ def data_order(seeds, n: int, batch_size: int, steps: int):
 
 def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=None,
           record_every: int = 0, schedule=None, batch_size: int = 0, seed: int = 0,
-          callback=None, data_seeds=None, decay_biases: bool = True):
+          callback=None, data_seeds=None, decay_biases: bool = True, blocks=None):
     """Train every model of a batched ``model`` and return a history dict.
 
     Full-batch unless ``batch_size`` > 0.  With ``data_seeds`` (one seed per
     model) every model draws its own minibatches (:func:`data_order`), else
     all models share one order drawn from ``seed``.  ``decay_biases=False``
     decays only weight matrices (``adamw_lab.param_groups``: no decay on
-    biases).  ``schedule(t)`` (t = 0..steps-1) returns a multiplier of
+    biases).  ``blocks`` (one block index per model, with ``data_seeds`` and
+    ``batch_size``): ``Xtr``/``ytr`` are equal blocks stacked along the rows
+    and model k draws its minibatches from block ``blocks[k]`` only, so every
+    model can have its own training sample (:func:`stack_blocks`); the train
+    error is then measured on the whole stack.  ``schedule(t)`` (t = 0..steps-1) returns a multiplier of
     ``lr``.  With ``record_every`` > 0 the history holds ``steps``,
     ``train_err`` and ``test_err`` ([R, M] tensors; ``Xte``/``yte`` may be a
     validation set); ``callback(model)`` is called at the same record points
@@ -282,7 +286,20 @@ def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=N
     opt = make_optimizer(method, params, lr, weight_decay)
     base_lr = lr
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    order = data_order(data_seeds, len(ytr), batch_size, steps) if batch_size and data_seeds is not None else None
+    order = None
+    if batch_size and data_seeds is not None:
+        if blocks is None:
+            order = data_order(data_seeds, len(ytr), batch_size, steps)
+        else:
+            blocks = torch.as_tensor(blocks, dtype=torch.int64)
+            n_blocks = int(blocks.max()) + 1
+            if len(blocks) != len(data_seeds) or len(ytr) % n_blocks:
+                raise ValueError(f"blocks: one block index per model ({len(data_seeds)}), and {len(ytr)} rows "
+                                 f"must split into {n_blocks} equal blocks")
+            rows = len(ytr) // n_blocks
+            order = data_order(data_seeds, rows, batch_size, steps) + (blocks * rows).view(1, -1, 1)
+    elif blocks is not None:
+        raise ValueError("blocks needs batch_size > 0 and data_seeds")
     hist = {"steps": [], "train_err": [], "test_err": [], "callback": []}
     for t in range(steps):
         if schedule is not None:
@@ -309,6 +326,17 @@ def train(model, method, lr, weight_decay, Xtr, ytr, steps: int, Xte=None, yte=N
     for k in ("train_err", "test_err"):
         hist[k] = torch.stack(hist[k]) if hist[k] else None
     return hist
+
+
+def stack_blocks(datasets):
+    """Stack equal-sized datasets ``[(X, y), ...]`` along the rows for :func:`train`'s ``blocks``.
+
+    Returns ``(X, y)``; block ``k`` is rows ``k*n .. (k+1)*n - 1``.
+    """
+    sizes = {len(y) for _, y in datasets}
+    if len(sizes) != 1:
+        raise ValueError(f"the blocks must have the same number of rows, got {sorted(sizes)}")
+    return torch.cat([X for X, _ in datasets]), torch.cat([y for _, y in datasets])
 
 
 def warmup_cosine(total: int, warmup: int):
@@ -492,3 +520,29 @@ def weight_norm(model, names=None):
     sq = [p.detach().pow(2).flatten(1).sum(1) for n, p in model.named_parameters()
           if (n in names if names is not None else n.startswith("W"))]
     return torch.stack(sq).sum(0).sqrt()
+
+
+def select_models(model, index):
+    """A copy of a batched ``model`` that keeps only the models at ``index`` (a slice, or a list of positions).
+
+    Used to evaluate (e.g. attack) only the models of a chosen setting.
+    """
+    import copy
+
+    sub = copy.deepcopy(model)
+    index = list(index) if not isinstance(index, slice) else index
+    for module in sub.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[name] = torch.nn.Parameter(p.detach()[index].clone())
+    return sub
+
+
+def logit_weight_cap(weight_decay):
+    """AdamW's cap on a weight of the logit difference of a 2-class linear model: ``2 / weight_decay``.
+
+    At a stationary point of AdamW (PyTorch convention) every weight obeys
+    ``lambda*|w| = |E u| <= 1`` (``u`` the Adam direction), so each of the two
+    logit columns is capped at ``1/lambda`` and their difference at ``2/lambda``.
+    """
+    return 2.0 / float(weight_decay)
