@@ -402,3 +402,164 @@ MISTAKES = {
         "root mean square error": lambda w, bits: _quant(w, bits, root=True),
     },
 }
+
+
+# --- Part IV: ex08 (timescale, ℓ∞ box) and ex09 (equilibrium, corrected and cautious decay) -------
+
+def _tau(lr, wd, n, batch, *, with_lr=True, epochs="divide", half_life=False, with_batch=True):
+    tau_iter = 1 / ((lr if with_lr else 1.0) * wd)
+    if half_life:
+        tau_iter = np.log(2) * tau_iter
+    steps_per_epoch = n / batch if with_batch else n
+    return tau_iter, (tau_iter / steps_per_epoch if epochs == "divide" else tau_iter * steps_per_epoch)
+
+
+def _transfer(wd, lr, n, b, lr2, n2, b2, *, use_lr=True, use_n=True, use_b=True, n_inverted=False, b_inverted=False):
+    out = wd
+    if use_lr:
+        out = out * lr / lr2
+    if use_n:
+        out = out * (n2 / n if n_inverted else n / n2)
+    if use_b:
+        out = out * (b / b2 if b_inverted else b2 / b)
+    return out
+
+
+def _kkt(w, g, wd, *, radius=None, sign=-1.0, norm="inf"):
+    r = 1 / wd if radius is None else radius
+    res = w - np.clip(w + sign * g, -r, r)
+    return float(np.max(np.abs(res)) if norm == "inf" else np.linalg.norm(res))
+
+
+def _box_run(X, y, lr, wd, T, *, schedule="cosine", labels="pm1", radius="1/lambda", rule="adamw", lr_twice=False):
+    T = int(T)
+    w, m, v = np.zeros(X.shape[1]), np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for t in range(1, T + 1):
+        if schedule == "cosine":
+            lr_t = 0.5 * lr * (1 + np.cos(np.pi * t / T))
+        elif schedule == "from 0":
+            lr_t = 0.5 * lr * (1 + np.cos(np.pi * (t - 1) / T))
+        else:
+            lr_t = lr
+        if labels == "pm1":
+            g = -(X.T @ (y * _sig(-y * (X @ w)))) / len(y)
+        else:  # the {0, 1} formula applied to ±1 labels
+            g = X.T @ (_sig(X @ w) - y) / len(y)
+        w, m, v = adam_step(w, g, m, v, t, lr_t, wd=wd, rule=rule, lr_twice=lr_twice)
+    r = {"1/lambda": 1 / wd, "1/(lr lambda)": 1 / (lr * wd), "lambda": wd}[radius]
+    return w, float(np.abs(w).max() - r)
+
+
+def _equilibrium(lr, wd, n, rho, b1, *, two=True, sqrt=True, rho_sq=True, beta_factor=True, degrees=False):
+    norm2 = lr * (rho**2 if rho_sq else rho) * n / ((2 if two else 1) * wd)
+    angle = np.sqrt(2 * lr * wd * ((1 - b1) / (1 + b1) if beta_factor else 1.0))
+    return float(np.sqrt(norm2) if sqrt else norm2), float(np.degrees(angle) if degrees else angle)
+
+
+def _factors(lrs, peak, wd, *, corrected="square", peak_from=None):
+    peak = lrs[0] if peak_from == "first" else peak
+    per = {"square": lrs**2 / peak, "linear": lrs / peak, "no peak": lrs**2, "peak squared": lrs**2 / peak**2}[corrected]
+    return 1 - lrs * wd, 1 - per * wd
+
+
+def _norm_runs(n0, lrs, peak, wd, C, *, corrected="square", square_factor=True, lr_sq=True, with_n0=False,
+               squared=False, add_first=False):
+    out = []
+    for f in _factors(lrs, peak, wd, corrected=corrected):
+        n2, traj = n0**2, [n0**2]
+        for ft, lr in zip(f, lrs):
+            add = (lr**2 if lr_sq else lr) * C
+            k = ft**2 if square_factor else ft
+            n2 = k * (n2 + add) if add_first else k * n2 + add
+            traj.append(n2)
+        traj = np.array(traj if with_n0 else traj[1:])
+        out.append(traj if squared else np.sqrt(traj))
+    return tuple(out)
+
+
+def _cautious(w, g, m, v, t, lr, wd, *, mask="u", strict=True, decay_w="old", invert=False):
+    m_new = B1 * m + (1 - B1) * g
+    v_new = B2 * v + (1 - B2) * g**2
+    u = (m_new / (1 - B1**t)) / (np.sqrt(v_new / (1 - B2**t)) + EPS)
+    s = {"u": u, "g": g, "m_prev": m, "all": np.ones_like(w) * np.sign(w)}[mask]
+    agree = (s * w > 0) if strict else (s * w >= 0)
+    if invert:
+        agree = ~agree
+    w_step = w - lr * u
+    base = w if decay_w == "old" else w_step
+    return w_step - lr * wd * agree * base, m_new, v_new
+
+
+CORRECT.update({
+    "ex08.q1": lambda lr, wd, n, b: (1 / (lr * wd), b / (lr * wd * n)),
+    "ex08.q2": lambda wd, lr, n, b, lr2, n2, b2: wd * lr * n * b2 / (lr2 * n2 * b),
+    "ex08.q3": lambda w, g, wd: float(np.max(np.abs(w - np.clip(w - g, -1 / wd, 1 / wd)))),
+    "ex08.q4": _box_run,
+    "ex09.q1": lambda lr, wd, n, rho, b1: (np.sqrt(lr * rho**2 * n / (2 * wd)), np.sqrt(2 * lr * wd * (1 - b1) / (1 + b1))),
+    "ex09.q2": lambda lrs, peak, wd: (1 - lrs * wd, 1 - lrs * (wd * lrs / peak)),
+    "ex09.q3": _norm_runs,
+    "ex09.q4": lambda w, g, m, v, t, lr, wd: _cautious(w, g, m, v, t, lr, wd),
+})
+
+MISTAKES.update({
+    "ex08.q1": {
+        "lr forgotten (1/lambda)": lambda lr, wd, n, b: _tau(lr, wd, n, b, with_lr=False),
+        "epochs multiplied by steps per epoch": lambda lr, wd, n, b: _tau(lr, wd, n, b, epochs="multiply"),
+        "half-life instead of the timescale": lambda lr, wd, n, b: _tau(lr, wd, n, b, half_life=True),
+        "an epoch taken as N steps (batch forgotten)": lambda lr, wd, n, b: _tau(lr, wd, n, b, with_batch=False),
+        "exact -1/ln(1 - lr lambda)": lambda lr, wd, n, b: (-1 / np.log1p(-lr * wd), -b / (n * np.log1p(-lr * wd))),
+    },
+    "ex08.q2": {
+        "lambda grows with N": lambda *a: _transfer(*a, n_inverted=True),
+        "lr ratio forgotten (lambda, not lr lambda, kept fixed)": lambda *a: _transfer(*a, use_lr=False),
+        "batch size forgotten": lambda *a: _transfer(*a, use_b=False),
+        "batch ratio inverted": lambda *a: _transfer(*a, b_inverted=True),
+        "timescale in steps kept (iso lr lambda only)": lambda *a: _transfer(*a, use_n=False, use_b=False),
+    },
+    "ex08.q3": {
+        "no projection (gradient norm)": lambda w, g, wd: float(np.max(np.abs(g))),
+        "box radius lambda instead of 1/lambda": lambda w, g, wd: _kkt(w, g, wd, radius=wd),
+        "step along +grad": lambda w, g, wd: _kkt(w, g, wd, sign=1.0),
+        "L2 norm of the residual": lambda w, g, wd: _kkt(w, g, wd, norm="l2"),
+        "ridge condition |grad + lambda w|": lambda w, g, wd: float(np.max(np.abs(g + wd * w))),
+    },
+    "ex08.q4": {
+        "constant learning rate": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, schedule="constant"),
+        "cosine with t from 0": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, schedule="from 0"),
+        "box radius 1/(lr lambda)": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, radius="1/(lr lambda)"),
+        "box radius lambda": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, radius="lambda"),
+        "{0,1}-label gradient on +-1 labels": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, labels="01"),
+        "Adam + L2 instead of AdamW": lambda X, y, lr, wd, T: _box_run(X, y, lr, wd, T, rule="l2"),
+        "float32 computation": lambda X, y, lr, wd, T: tuple(
+            np.float64(o) for o in f32(lambda *a: _box_run(*a))(X, y, lr, wd, T)),
+    },
+    "ex09.q1": {
+        "without the 2": lambda *a: _equilibrium(*a, two=False),
+        "squared norm (no square root)": lambda *a: _equilibrium(*a, sqrt=False),
+        "rho instead of rho squared": lambda *a: _equilibrium(*a, rho_sq=False),
+        "momentum factor forgotten": lambda *a: _equilibrium(*a, beta_factor=False),
+        "angle in degrees": lambda *a: _equilibrium(*a, degrees=True),
+    },
+    "ex09.q2": {
+        "lr_t lambda / lr_max, proportional to lr_t (independent decay)": lambda *a: _factors(*a, corrected="linear"),
+        "lr_t squared without dividing by lr_max": lambda *a: _factors(*a, corrected="no peak"),
+        "divided by lr_max squared": lambda *a: _factors(*a, corrected="peak squared"),
+        "lr_max taken as the first step's lr": lambda *a: _factors(*a, peak_from="first"),
+    },
+    "ex09.q3": {
+        "decay proportional to lr_t, not lr_t squared": lambda *a: _norm_runs(*a, corrected="linear"),
+        "shrink factor not squared": lambda *a: _norm_runs(*a, square_factor=False),
+        "update adds lr_t C, not lr_t^2 C": lambda *a: _norm_runs(*a, lr_sq=False),
+        "n0 included": lambda *a: _norm_runs(*a, with_n0=True),
+        "squared norms returned": lambda *a: _norm_runs(*a, squared=True),
+        "update added before the shrink": lambda *a: _norm_runs(*a, add_first=True),
+    },
+    "ex09.q4": {
+        "mask from sign(g), not sign(u)": lambda *a: _cautious(*a, mask="g"),
+        "mask u w >= 0 (decays where u = 0)": lambda *a: _cautious(*a, strict=False),
+        "mask from the previous momentum": lambda *a: _cautious(*a, mask="m_prev"),
+        "decay everywhere (plain AdamW)": lambda *a: _cautious(*a, mask="all"),
+        "mask inverted (decay where signs differ)": lambda *a: _cautious(*a, invert=True),
+        "decay applied to the updated w": lambda *a: _cautious(*a, decay_w="new"),
+    },
+})

@@ -46,7 +46,7 @@ def graded(tmp_path_factory):
 
 def test_every_exercise_has_a_solution_and_a_student_notebook():
     assert [p.name for p in SOLUTIONS] == [p.name for p in STUDENTS]
-    assert len(SOLUTIONS) == 8
+    assert len(SOLUTIONS) == 10
 
 
 def test_solutions_get_full_marks(graded):

@@ -472,7 +472,151 @@ def _ex07():
     ]
 
 
-QUESTIONS: dict[str, Question] = {q.id: q for make in (_ex00, _ex01, _ex02, _ex03, _ex04, _ex05, _ex06, _ex07)
+# --- Part IV (新进展): no source problem ids (the source stops at Loshchilov & Hutter) ---------
+
+def _cosine_to_zero(lr, steps):
+    """η_t = η·½(1 + cos(πt/T)), t = 1..T: chapter 02's cosine annealing, η_T = 0."""
+    t = np.arange(1, int(steps) + 1)
+    return 0.5 * lr * (1 + np.cos(np.pi * t / int(steps)))
+
+
+def _train_box(X, y, lr, weight_decay, steps):
+    from adamw_lab.book import advances
+
+    T = int(steps)
+    w, _ = advances.run_full_batch(X, y, lr=lr, weight_decay=weight_decay, steps=T,
+                                   schedule=lambda t: 0.5 * (1 + math.cos(math.pi * t / T)))
+    return w, float(np.max(np.abs(w)) - 1.0 / weight_decay)
+
+
+def _box_kkt(w, grad, weight_decay):
+    from adamw_lab.reference_variants import box_projection
+
+    return float(np.max(np.abs(w - box_projection(w - grad, 1.0 / weight_decay))))
+
+
+def _warmup_cosine(rng, steps):
+    """A warm-up + cosine schedule (random peak and warm-up length) and its peak."""
+    peak = float(10 ** rng.uniform(-3, -1))
+    warm = int(rng.integers(1, max(2, steps // 4)))
+    t = np.arange(steps)
+    p = (t - warm) / max(1, steps - warm)
+    lrs = peak * np.where(t < warm, (t + 1) / warm, 0.5 * (1 + np.cos(np.pi * p)))
+    return lrs, peak
+
+
+def _norms(n0, lrs, max_lr, weight_decay, n_elements):
+    from adamw_lab.book import advances
+
+    # λ_t, the decay that multiplies η_t: λ (standard) and λ·η_t/η_max (corrected, chapter 04)
+    per_step = (np.full_like(lrs, weight_decay), weight_decay * lrs / max_lr)
+    return tuple(advances.predicted_norm(n0, lrs, wd_t, n_elements) for wd_t in per_step)
+
+
+def _ex08():
+    def tau_in(rng):
+        return (_lr(rng), float(10 ** rng.uniform(-3, 0)), int(rng.integers(100, 100_000)), int(rng.integers(8, 512)))
+
+    def tau_ref(lr, wd, n, batch):
+        tau_iter = 1.0 / (lr * wd)
+        return (tau_iter, tau_iter / (n / batch))
+
+    def transfer_in(rng):
+        return (float(10 ** rng.uniform(-3, 0)), _lr(rng), int(rng.integers(100, 100_000)), int(rng.integers(8, 512)),
+                _lr(rng), int(rng.integers(100, 100_000)), int(rng.integers(8, 512)))
+
+    def transfer_ref(wd, lr, n, batch, lr_new, n_new, batch_new):
+        return wd * (lr / lr_new) * (n / n_new) * (batch_new / batch)
+
+    def kkt_in(rng):
+        d = int(rng.integers(3, 9))
+        wd = float(10 ** rng.uniform(-0.5, 0.5))
+        r = 1.0 / wd
+        w = rng.uniform(-r, r, size=d)
+        face = rng.random(d) < 0.5
+        w[face] = r * rng.choice([-1.0, 1.0], size=int(face.sum()))
+        return (w, rng.normal(0, 0.5, size=d), wd)
+
+    def train_in(rng):
+        n, d = int(rng.integers(20, 60)), int(rng.integers(2, 6))
+        X = rng.normal(0, 1, size=(n, d))
+        p = 1 / (1 + np.exp(-X @ (3 * rng.normal(0, 1, size=d))))
+        y = np.where(rng.random(n) < p, 1.0, -1.0)
+        return (X, y, float(10 ** rng.uniform(-1.5, -0.7)), float(10 ** rng.uniform(-0.3, 0.5)), int(rng.integers(20, 80)))
+
+    X_fix = np.array([[1.0, 0.5, -0.2], [-0.5, 1.0, 0.3], [0.2, -1.0, 1.0], [1.5, 0.2, 0.1], [-1.0, -0.5, 0.4],
+                      [0.3, 0.3, -1.2], [0.8, -0.3, 0.6], [-0.7, 0.9, -0.5]])
+    y_fix = _a(1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0)
+    return [
+        Question("ex08.q1", 2, (), "timescale", tau_in, tau_ref,
+                 "AdamW 的衰减每步乘以 (1 − ηλ)，所以时间尺度是 1/(ηλ) 步，学习率不能漏；一轮有 N/B 步，以轮计的时间尺度要除以它。",
+                 float32=True, fixed_inputs=((0.01, 0.1, 1000, 50), (0.1, 0.5, 300, 100))),
+        Question("ex08.q2", 2, (), "transfer_weight_decay", transfer_in, transfer_ref,
+                 "让以轮计的时间尺度 B/(ηλN) 在新旧两种设置下相等，解出新的 λ：数据多了 λ 要变小，学习率和批量也都在式子里。",
+                 float32=True, fixed_inputs=((0.1, 1e-3, 1000, 32, 2e-3, 4000, 128),)),
+        Question("ex08.q3", 2, (), "box_kkt_residual", kkt_in, _box_kkt,
+                 "盒子的半径是 1/λ（不是 λ）；先从 w 沿负梯度走一步 w − ∇L，再逐坐标截断回盒子，残差是它与 w 之差的最大绝对值（ℓ∞ 范数）。",
+                 float32=True, fixed_inputs=((_a(0.5, -0.5, 0.1, 0.5), _a(-0.5, 0.3, 0.05, 0.2), 2.0),)),
+        Question("ex08.q4", 3, (), "train_adamw_box", train_in, _train_box,
+                 "标签是 ±1，平均逻辑损失 log(1 + exp(−y·x·w)) 的梯度是 −mean(y·σ(−y·x·w)·x)；w 从零开始，第 t 步（t = 1…T）的学习率是 η·½(1 + cos(πt/T))，衰减也乘这个学习率；最后比较 ‖w_T‖∞ 与 1/λ。用 float64。",
+                 fixed_inputs=((X_fix, y_fix, 0.1, 2.0, 40),)),
+    ]
+
+
+def _ex09():
+    def eq_in(rng):
+        return (_lr(rng), _wd(rng), int(rng.integers(16, 10_000)), float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.5, 0.99)))
+
+    def eq_ref(lr, wd, n, rho, beta1):
+        from adamw_lab.book import advances
+
+        return (float(advances.equilibrium_norm(lr, wd, rho**2 * n)), float(advances.equilibrium_angle(lr, wd, beta1)))
+
+    def factors_in(rng):
+        lrs, peak = _warmup_cosine(rng, int(rng.integers(10, 200)))
+        return (lrs, peak, float(10 ** rng.uniform(-1, 1)))
+
+    def factors_ref(lrs, max_lr, wd):
+        from adamw_lab.reference_variants import scheduled_decay_factor
+
+        return tuple(scheduled_decay_factor(decay, lrs, max_lr, wd) for decay in ("standard", "corrected"))
+
+    def norms_in(rng):
+        lrs, peak = _warmup_cosine(rng, int(rng.integers(20, 300)))
+        return (float(rng.uniform(0.5, 20)), lrs, peak, float(10 ** rng.uniform(-1, 1)), int(rng.integers(16, 5000)))
+
+    def cautious_in(rng):
+        d = int(rng.integers(3, 9))
+        m, v = _state(rng, d)
+        return (_vec(rng, d), _vec(rng, d, 0.1), m, v, int(rng.integers(1, 50)), _lr(rng), _wd(rng))
+
+    def cautious_ref(w, g, m, v, t, lr, wd):
+        from adamw_lab.reference_variants import cautious_adamw_step
+
+        return cautious_adamw_step(w, g, m, v, t, lr=lr, weight_decay=wd)
+
+    sched = np.array([0.02, 0.04, 0.06, 0.08, 0.1, 0.09, 0.065, 0.035, 0.01, 0.0])
+    # Coordinates: agree; momentum against g (u < 0, w < 0); momentum against g (u > 0, w > 0);
+    # u exactly 0 (g = m = 0); w = 0; disagree; old momentum of the other sign.
+    w_c, g_c = _a(1.0, -2.0, 0.5, 0.8, 0.0, 1.0, 0.6), _a(0.3, 0.5, -0.2, 0.0, 0.4, -0.5, 0.5)
+    m_c, v_c = _a(0.0, -0.5, 0.1, 0.0, 0.0, 0.0, -0.01), _a(1e-3, 1e-2, 1e-3, 1e-4, 1e-3, 1e-3, 1e-3)
+    return [
+        Question("ex09.q1", 2, (), "equilibrium", eq_in, eq_ref,
+                 "平衡时每步更新给 ‖w‖² 加上 η²ρ²C，衰减拿走 2ηλ‖w‖²，令两者相等（范数要开方）；转角是 η‖u‖/‖w‖，动量让 ‖u‖² 只剩 ρ²C·(1 − β₁)/(1 + β₁)。角度用弧度。",
+                 float32=True, fixed_inputs=((0.01, 0.1, 100, 1.0, 0.9), (1e-3, 0.5, 64, 0.5, 0.5))),
+        Question("ex09.q2", 2, (), "decay_factors", factors_in, factors_ref,
+                 "标准 AdamW 每步乘以 1 − η_tλ；修正衰减把 λ 换成 λ_t = λ·η_t/η_max，所以每步乘以 1 − η_t·λ_t，它正比于 η_t²，不是 η_t。η_max 是调度的峰值。",
+                 float32=True, fixed_inputs=((sched, 0.1, 2.0),)),
+        Question("ex09.q3", 3, (), "norm_trajectories", norms_in, _norms,
+                 "每步先乘以当步的收缩因子（平方后作用在 ‖w‖² 上），再加上 η_t²C；返回每一步之后的范数（不含 n₀），两种衰减各一条。",
+                 float32=True, fixed_inputs=((5.0, sched, 0.1, 2.0, 100),)),
+        Question("ex09.q4", 3, (), "cautious_adamw_step", cautious_in, cautious_ref,
+                 "先照常更新矩、做偏差修正得到 u = m̂/(√v̂+ε)；掩码看的是 u 与 w 是否严格同号（u·w > 0，等于 0 不算），不是梯度 g 的符号；衰减项用这一步开始时的 w。",
+                 float32=True, fixed_inputs=((w_c, g_c, m_c, v_c, 3, 0.1, 1.0),)),
+    ]
+
+
+QUESTIONS: dict[str, Question] = {q.id: q for make in (_ex00, _ex01, _ex02, _ex03, _ex04, _ex05, _ex06, _ex07, _ex08, _ex09)
                                   for q in make()}
 EXERCISES: dict[str, list[Question]] = {}
 for _q in QUESTIONS.values():
