@@ -87,12 +87,24 @@ def test_page_html_keeps_the_data_inert_and_the_formula_for_mathjax():
     (dict(readouts=[readout("x", T.half_life_exact, lr=1e-3, weight_decay=ref("eta"))]), "unknown slider"),
     (dict(compute=lambda lam: {"Muon": ([0], [lam])}), "has no colour"),
     (dict(compute=lambda lam: {"AdamW" if lam < 1 else "SGD": ([0], [lam])}), "same names"),
+    (dict(compute=lambda lam: {"AdamW": ([0, 1], [lam, lam])}, xlog=True), "xlog needs positive"),
 ])
 def test_bad_specs_are_refused_with_the_fix(kwargs, message):
     args = dict(compute=lambda lam: {"AdamW": ([0], [lam])}, sliders={"lam": ("λ", [0.1, 1.0], 0.1)})
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         explorer_spec(args.pop("compute"), args.pop("sliders"), formula="f", xlabel="x", ylabel="y", **args)
+
+
+def test_log_axis_and_fixed_ranges():
+    """A log x axis spans the data in decades; fixed ranges are taken in data units."""
+    compute = lambda lam: {"AdamW": ([1e-3, 1e-1], [lam, 2 * lam])}
+    spec = explorer_spec(compute, {"lam": ("λ", [0.1, 1.0], 0.1)}, formula="f", xlabel="λ", ylabel="y", xlog=True)
+    x = spec["layout"]["xaxis"]
+    assert x["type"] == "log" and x["range"][0] < -3 < -1 < x["range"][1] < -0.8
+    spec = explorer_spec(compute, {"lam": ("λ", [0.1, 1.0], 0.1)}, formula="f", xlabel="λ", ylabel="y",
+                         xlog=True, xrange=(1e-4, 1.0), yrange=(0, 5))
+    assert spec["layout"]["xaxis"]["range"] == pytest.approx([-4, 0]) and spec["layout"]["yaxis"]["range"] == [0, 5]
 
 
 def test_readouts_must_be_package_functions():

@@ -111,7 +111,8 @@ def _axis(title: str, rng) -> dict:
 
 
 def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: str, title: str = "",
-                  readouts=(), styles=None, equal_axes: bool = False, digits: int = 4, height: int = 380) -> dict:
+                  readouts=(), styles=None, equal_axes: bool = False, xlog: bool = False,
+                  xrange=None, yrange=None, digits: int = 4, height: int = 380) -> dict:
     """Evaluate ``compute`` over the slider grid and return the JSON-ready spec of the explorer.
 
     ``sliders``: ``{kwarg: (label, grid values, default)}`` in display order;
@@ -120,6 +121,8 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
     ``{trace name: (x, y)}`` with the same names at every setting; a name of
     ``COLORS`` gets the book's colour, others their ``styles`` entry
     (Plotly ``line`` options, e.g. ``{"color": "black", "dash": "dot"}``).
+    ``xlog`` draws x on a log axis (decade ticks); ``xrange``/``yrange``
+    ``(low, high)`` in data units fix an axis instead of fitting every setting.
     """
     if not sliders:
         raise ValueError("page_explorer needs at least one slider, e.g. {'lam': ('λ', [0.1, 0.2], 0.1)}")
@@ -183,6 +186,17 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
         "margin": {"l": 60, "r": 20, "t": 40 if title else 16, "b": 50},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
     }
+    if xlog:
+        layout["xaxis"].update(type="log", dtick=1, exponentformat="power")
+    for axis, fixed in (("xaxis", xrange), ("yaxis", yrange)):
+        if fixed is not None:
+            layout[axis]["range"] = [float(v) for v in fixed]
+    if xlog:   # Plotly's log-axis range is in decades
+        low, high = (xrange if xrange is not None else (lo[0], hi[0]))
+        if not 0 < low < high:
+            raise ValueError(f"xlog needs positive x values (or an xrange of positive numbers); got {low}..{high}")
+        span = 0.0 if xrange is not None else 0.04 * (math.log10(high) - math.log10(low))
+        layout["xaxis"]["range"] = [math.log10(low) - span, math.log10(high) + span]
     if equal_axes:
         layout["yaxis"]["scaleanchor"] = "x"
     return {
