@@ -208,6 +208,11 @@ def test_box_explorer_runs_end_on_the_box_solution_and_adam_l2_does_not():
         t, path = paths["adamw"]
         assert t[0] == 0 and t[-1] == A.BOX_STEPS and path.shape == (len(t), 2)
         assert np.all(path[0] == 0) and np.abs(path[-1]).max() == pytest.approx(A.box_endpoint_norm(0.1, lam))
+    # the explorer's fast loop is run_full_batch's recursion (NumPy reference steps), for both rules
+    cosine = lambda t: 0.5 * (1 + np.cos(np.pi * t / 300))  # noqa: E731
+    for rule in A.BOX_RULES:
+        w_ref, _ = A.run_full_batch(X, y, lr=0.2, weight_decay=1.0, steps=300, rule=rule, schedule=cosine, betas=(0.9, 0.99))
+        assert A.box_endpoint_norm(0.2, 1.0, rule=rule, steps=300) == pytest.approx(np.abs(w_ref).max(), rel=1e-10)
     # a lambda off the batched grid gives the same numbers as its grid neighbour would (same recursion)
     assert A.box_endpoint_norm(0.1, 0.6000001) == pytest.approx(A.box_endpoint_norm(0.1, 0.6), rel=1e-5)
     with pytest.raises(ValueError, match="Invalid rule"):
