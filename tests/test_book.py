@@ -242,11 +242,8 @@ def has_explorer(chapter: str) -> bool:
 
 
 def chapter_pages() -> list:
-    """Every chapter (not appendix) notebook; Part I's must have an explorer, later parts are being given theirs."""
-    chapters = [f for f in toc_notebooks() if f.startswith("book/") and not f.startswith("book/appendix/")]
-    return [f if has_explorer(f) or f.startswith("book/principles/")
-            else pytest.param(f, marks=pytest.mark.xfail(strict=True, reason="no in-page explorer yet (issue 18)"))
-            for f in chapters]
+    """Every chapter notebook (not the appendices, not the exercises): each must have an in-page explorer."""
+    return [f for f in toc_notebooks() if f.startswith("book/") and not f.startswith("book/appendix/")]
 
 
 @pytest.mark.parametrize("chapter", chapter_pages() or [pytest.param(None, marks=pytest.mark.skip("no chapter in the toc yet"))])

@@ -105,6 +105,22 @@ def test_log_axis_and_fixed_ranges():
     spec = explorer_spec(compute, {"lam": ("λ", [0.1, 1.0], 0.1)}, formula="f", xlabel="λ", ylabel="y",
                          xlog=True, xrange=(1e-4, 1.0), yrange=(0, 5))
     assert spec["layout"]["xaxis"]["range"] == pytest.approx([-4, 0]) and spec["layout"]["yaxis"]["range"] == [0, 5]
+    spec = explorer_spec(compute, {"lam": ("λ", [0.1, 1.0], 0.1)}, formula="f", xlabel="λ", ylabel="y",
+                         ylog=True, yrange=(0.01, 10))
+    assert spec["layout"]["yaxis"]["type"] == "log" and spec["layout"]["yaxis"]["range"] == pytest.approx([-2, 1])
+    assert spec["layout"]["xaxis"].get("type") is None
+
+
+def test_marker_styles_and_slider_text():
+    """A style with mode "markers" draws points; integer slider values read 2000, not 2e+03, and never -0."""
+    compute = lambda T: {"AdamW": ([0, T], [0, 1]), "measured": ([T], [0.5])}
+    spec = explorer_spec(compute, {"T": ("T", [-0.0, 500, 2000, 1e-8], 2000)}, formula="f", xlabel="t", ylabel="y",
+                         styles={"measured": {"mode": "markers", "color": "black", "marker": {"symbol": "diamond"}}})
+    assert spec["sliders"][0]["text"] == ["0", "500", "2000", "1e-08"]
+    adamw, measured = spec["traces"]
+    assert adamw["mode"] == "lines" and "marker" not in adamw
+    assert measured["mode"] == "markers" and measured["marker"] == {"color": "black", "symbol": "diamond"}
+    assert "mode" not in measured["line"] and "marker" not in measured["line"]
 
 
 def test_readouts_must_be_package_functions():

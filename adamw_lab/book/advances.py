@@ -8,7 +8,7 @@
 * Timescale (Wang & Aitchison 2025): :func:`corrupt_labels`, :func:`best_log_lambda`,
   :func:`timescale_epochs`.
 * The ℓ∞ view in two dimensions (the chapter's explorer): :func:`box_toy_problem`,
-  :func:`box_paths`, :func:`box_endpoint_norm`, :func:`box_radius`.
+  :func:`box_paths`, :func:`box_endpoint_norm` (the radius 1/λ: :func:`adamw_lab.reference_variants.box_radius`).
 * Shared by the chapters: :func:`moving_average` (intervals and verdicts: :mod:`adamw_lab.book.stats`).
 """
 from __future__ import annotations
@@ -108,11 +108,6 @@ def kkt_residual(w, X, y, radius: float):
     """
     g = logistic_grad(w, X, y)
     return np.abs(w - box_projection(w - g, radius)).max(-1)
-
-
-def box_radius(weight_decay):
-    """Half the side of AdamW's box: ``1/λ`` (Xie & Li: ``‖w‖∞ ≤ 1/λ`` at a stationary point)."""
-    return 1.0 / np.asarray(weight_decay, dtype=np.float64)
 
 
 def box_toy_problem(n: int = 200, w_true=(4.0, 1.0), seed: int = 0):

@@ -100,6 +100,11 @@ def call_readout(spec: dict, setting: dict) -> float:
     return float(func(**args))
 
 
+def _slider_text(v: float) -> str:
+    """How a slider shows its value: 2000, not 2e+03; 0.001 and 1e-08 as usual."""
+    return str(int(v)) if v.is_integer() and abs(v) < 1e6 else f"{v:.3g}"
+
+
 def _rounded(values, digits: int) -> list:
     arr = np.asarray(values, dtype=float).ravel()
     return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in arr]
@@ -111,7 +116,7 @@ def _axis(title: str, rng) -> dict:
 
 
 def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: str, title: str = "",
-                  readouts=(), styles=None, equal_axes: bool = False, xlog: bool = False,
+                  readouts=(), styles=None, equal_axes: bool = False, xlog: bool = False, ylog: bool = False,
                   xrange=None, yrange=None, digits: int = 4, height: int = 380) -> dict:
     """Evaluate ``compute`` over the slider grid and return the JSON-ready spec of the explorer.
 
@@ -120,9 +125,11 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
     default must be one of the grid values.  ``compute(**setting)`` returns
     ``{trace name: (x, y)}`` with the same names at every setting; a name of
     ``COLORS`` gets the book's colour, others their ``styles`` entry
-    (Plotly ``line`` options, e.g. ``{"color": "black", "dash": "dot"}``).
-    ``xlog`` draws x on a log axis (decade ticks); ``xrange``/``yrange``
-    ``(low, high)`` in data units fix an axis instead of fitting every setting.
+    (Plotly ``line`` options, e.g. ``{"color": "black", "dash": "dot"}``; a
+    style with ``"mode": "markers"`` draws points, its ``"marker"`` entry the
+    Plotly marker options).  ``xlog``/``ylog`` draw an axis on a log scale
+    (decade ticks); ``xrange``/``yrange`` ``(low, high)`` in data units fix an
+    axis instead of fitting every setting.
     """
     if not sliders:
         raise ValueError("page_explorer needs at least one slider, e.g. {'lam': ('λ', [0.1, 0.2], 0.1)}")
@@ -134,7 +141,7 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
             raise ValueError(f"slider {name!r}: default {default!r} is not one of its grid values {values}; "
                              "add it to the grid")
         specs.append({"name": name, "label": label, "values": values, "default": matches[0],
-                      "text": [f"{v:.3g}" for v in values]})
+                      "text": [_slider_text(v) for v in values]})
     readouts = list(readouts)
     for r in readouts:
         unknown = {str(v) for v in r["kwargs"].values() if isinstance(v, ref)} - set(names)
@@ -175,8 +182,12 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
     for name in trace_names:
         if name not in COLORS and name not in styles:
             raise ValueError(f"trace {name!r} has no colour: name it after a method of COLORS or pass styles={{{name!r}: {{...}}}}")
-        traces.append({"name": name, "type": "scatter", "mode": "lines",
-                       "line": {"color": COLORS.get(name), "width": 2, **styles.get(name, {})}})
+        line = dict(styles.get(name, {}))
+        trace = {"name": name, "type": "scatter", "mode": line.pop("mode", "lines")}
+        if "marker" in line:
+            trace["marker"] = {"color": line.get("color", COLORS.get(name)), **line.pop("marker")}
+        trace["line"] = {"color": COLORS.get(name), "width": 2, **line}
+        traces.append(trace)
     layout = {
         "title": {"text": title, "font": {"size": 14}}, "height": height,
         "font": {"size": 13, "color": "#222"},
@@ -186,17 +197,17 @@ def explorer_spec(compute, sliders: dict, *, formula: str, xlabel: str, ylabel: 
         "margin": {"l": 60, "r": 20, "t": 40 if title else 16, "b": 50},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
     }
-    if xlog:
-        layout["xaxis"].update(type="log", dtick=1, exponentformat="power")
-    for axis, fixed in (("xaxis", xrange), ("yaxis", yrange)):
+    for k, (axis, log, fixed) in enumerate((("xaxis", xlog, xrange), ("yaxis", ylog, yrange))):
         if fixed is not None:
             layout[axis]["range"] = [float(v) for v in fixed]
-    if xlog:   # Plotly's log-axis range is in decades
-        low, high = (xrange if xrange is not None else (lo[0], hi[0]))
-        if not 0 < low < high:
-            raise ValueError(f"xlog needs positive x values (or an xrange of positive numbers); got {low}..{high}")
-        span = 0.0 if xrange is not None else 0.04 * (math.log10(high) - math.log10(low))
-        layout["xaxis"]["range"] = [math.log10(low) - span, math.log10(high) + span]
+        if log:   # Plotly's log-axis range is in decades
+            low, high = fixed if fixed is not None else (lo[k], hi[k])
+            if not 0 < low < high:
+                raise ValueError(f"{axis[0]}log needs positive {axis[0]} values (or a {axis[0]}range of positive "
+                                 f"numbers); got {low}..{high}")
+            span = 0.0 if fixed is not None else 0.04 * (math.log10(high) - math.log10(low))
+            layout[axis].update(type="log", dtick=1, exponentformat="power",
+                                range=[math.log10(low) - span, math.log10(high) + span])
     if equal_axes:
         layout["yaxis"]["scaleanchor"] = "x"
     return {

@@ -1,8 +1,10 @@
-"""Every graded question of Part III (动手实践), with its reference answer.
+"""Every graded question of the exercises (动手实践, ex00–ex09), with its reference answer.
 
-The reference answers come from :mod:`adamw_lab.reference` and
-:mod:`adamw_lab.theory` (NumPy float64; one definition per formula), or, for
-the BPTT gradient, from ``torch.autograd`` in float64.  This module is the
+The reference answers come from :mod:`adamw_lab.reference`,
+:mod:`adamw_lab.reference_variants` and :mod:`adamw_lab.theory` (NumPy float64;
+one definition per formula), from the Part 新进展 helpers in
+:mod:`adamw_lab.book.advances`, or, for the BPTT gradient, from
+``torch.autograd`` in float64.  This module is the
 answer key: the grader imports it in its own process only, never inside a
 student's kernel.
 
