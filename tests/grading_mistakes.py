@@ -52,14 +52,14 @@ def run(w0, grads, lr, wd, **kw):
     return w
 
 
-def flip(theta0, G, before, after, lr, wd, *, late=False, rules=("adamw", "l2"), **kw):
+def flip(w0, G, before, after, lr, wd, *, late=False, rules=("adamw", "l2"), **kw):
     out = []
     for rule in rules:
-        th, m, v, traj = np.array(theta0), 0.0, 0.0, [theta0]
+        w, m, v, traj = np.array(w0), 0.0, 0.0, [w0]
         for t in range(1, before + after + 1):
             g = G if t <= before + (1 if late else 0) else -G
-            th, m, v = adam_step(th, g, m, v, t, lr, wd=wd, rule=rule, **kw)
-            traj.append(float(th))
+            w, m, v = adam_step(w, g, m, v, t, lr, wd=wd, rule=rule, **kw)
+            traj.append(float(w))
         out.append(np.array(traj))
     return tuple(out)
 
@@ -200,8 +200,8 @@ CORRECT = {
     "ex04.q1": lambda w, m, v, t, b1, b2, eps: -((b1 * m) / (1 - b1**t)) / (np.sqrt(b2 * v / (1 - b2**t)) + eps) / w,
     "ex04.q2": lambda w, mh, vh, lr, wd, eps: np.abs(lr * wd * w) / (
         np.abs(lr * wd * w) + np.abs(lr * mh / (np.sqrt(vh) + eps))),
-    "ex04.q3": lambda th, G, a, b, lr, wd: flip(th, G, a, b, lr, wd),
-    "ex04.q4": lambda th, G, a, b, lr, wd: tuple(consecutive_downs(tr, a) for tr in flip(th, G, a, b, lr, wd)),
+    "ex04.q3": lambda w0, G, a, b, lr, wd: flip(w0, G, a, b, lr, wd),
+    "ex04.q4": lambda w0, G, a, b, lr, wd: tuple(consecutive_downs(tr, a) for tr in flip(w0, G, a, b, lr, wd)),
     "ex05.q1": lambda w0, gs, lr, wd: (run(w0, gs, lr, wd), run(w0, gs, lr, wd, rule="l2")),
     "ex05.q2": lambda w0, gs, lr, wd: (np.abs(run(w0, gs, lr, wd)) / np.abs(w0),
                                        np.abs(run(w0, gs, lr, wd, rule="l2")) / np.abs(w0)),
@@ -327,16 +327,16 @@ MISTAKES = {
         "signed, no absolute values": lambda w, mh, vh, lr, wd, eps: (wd * w) / (wd * w + mh / (np.sqrt(vh) + eps)),
     },
     "ex04.q3": {
-        "Adam + L2 without lambda theta in the gradient": lambda th, G, a, b, lr, wd: flip(th, G, a, b, lr, wd, rules=("adamw", "adam")),
-        "AdamW decay after the step": lambda th, G, a, b, lr, wd: (flip(th, G, a, b, lr, wd, decay="after")[0], flip(th, G, a, b, lr, wd)[1]),
-        "flip one step late": lambda th, G, a, b, lr, wd: flip(th, G, a, b, lr, wd, late=True),
-        "theta0 left out": lambda th, G, a, b, lr, wd: tuple(tr[1:] for tr in flip(th, G, a, b, lr, wd)),
+        "Adam + L2 without lambda w in the gradient": lambda w0, G, a, b, lr, wd: flip(w0, G, a, b, lr, wd, rules=("adamw", "adam")),
+        "AdamW decay after the step": lambda w0, G, a, b, lr, wd: (flip(w0, G, a, b, lr, wd, decay="after")[0], flip(w0, G, a, b, lr, wd)[1]),
+        "flip one step late": lambda w0, G, a, b, lr, wd: flip(w0, G, a, b, lr, wd, late=True),
+        "w0 left out": lambda w0, G, a, b, lr, wd: tuple(tr[1:] for tr in flip(w0, G, a, b, lr, wd)),
     },
     "ex04.q4": {
-        "counts from the start": lambda th, G, a, b, lr, wd: tuple(int(np.sum(np.diff(tr) < 0)) for tr in flip(th, G, a, b, lr, wd)),
-        "off by one (skips the first step after the flip)": lambda th, G, a, b, lr, wd: tuple(
-            consecutive_downs(tr, a + 1) for tr in flip(th, G, a, b, lr, wd)),
-        "counts increases": lambda th, G, a, b, lr, wd: tuple(int(np.sum(np.diff(tr)[a:] > 0)) for tr in flip(th, G, a, b, lr, wd)),
+        "counts from the start": lambda w0, G, a, b, lr, wd: tuple(int(np.sum(np.diff(tr) < 0)) for tr in flip(w0, G, a, b, lr, wd)),
+        "off by one (skips the first step after the flip)": lambda w0, G, a, b, lr, wd: tuple(
+            consecutive_downs(tr, a + 1) for tr in flip(w0, G, a, b, lr, wd)),
+        "counts increases": lambda w0, G, a, b, lr, wd: tuple(int(np.sum(np.diff(tr)[a:] > 0)) for tr in flip(w0, G, a, b, lr, wd)),
     },
     "ex05.q1": {
         "Adam + L2 without lambda w (plain Adam)": lambda w0, gs, lr, wd: (run(w0, gs, lr, wd), run(w0, gs, lr, wd, rule="adam")),

@@ -68,9 +68,9 @@ def _run(step, w0, grads, lr, weight_decay):
     return w
 
 
-def _flip(theta0, G, before, after, lr, wd):
+def _flip(w0, G, before, after, lr, wd):
     steps = int(before) + int(after)
-    return tuple(theory.flip_trajectory(step, G, int(before), steps, w0=theta0, lr=lr, weight_decay=wd)
+    return tuple(theory.flip_trajectory(step, G, int(before), steps, w0=w0, lr=lr, weight_decay=wd)
                  for step in (ref.adamw_step, ref.adam_l2_step))
 
 
@@ -324,8 +324,8 @@ def _ex04():
         return (float(rng.uniform(0.2, 2.0)), float(rng.uniform(0.1, 2.0)), int(rng.integers(3, 30)),
                 int(rng.integers(3, 30)), float(10 ** rng.uniform(-3, -1.5)), float(10 ** rng.uniform(-2, 0)))
 
-    def over_ref(theta0, G, before, after, lr, wd):
-        return tuple(float(theory.overshoot_steps(traj, int(before))) for traj in _flip(theta0, G, before, after, lr, wd))
+    def over_ref(w0, G, before, after, lr, wd):
+        return tuple(float(theory.overshoot_steps(traj, int(before))) for traj in _flip(w0, G, before, after, lr, wd))
 
     flips = ((1.0, 1.0, 20, 30, 1e-2, 0.5), (2.0, 0.5, 10, 25, 3e-2, 1.0))
     return [
