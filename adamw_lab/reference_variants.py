@@ -54,20 +54,25 @@ def warmup_cosine_lrs(max_lr, steps, warmup):
     return max_lr * np.where(t < warmup, (t + 1) / max(1, warmup), 0.5 * (1 + np.cos(np.pi * p)))
 
 
-def scale_invariant_norms(decay, max_lr, weight_decay, steps, warmup, n0, update_sq):
-    """Norm of a scale-invariant weight (followed by a normalisation layer) under warm-up + cosine.
+def norm_recurrence(n0, lrs, factors, update_sq):
+    """Norm of a scale-invariant weight (followed by a normalisation layer), step by step.
 
-    Each step shrinks ``‖w‖`` by :func:`scheduled_decay_factor` and adds an update of squared
-    size ``η_t² ρ²C`` orthogonal to ``w`` (``update_sq = ρ²C``):
-    ``n²_{t+1} = f_t² n²_t + η_t² ρ²C``.  Returns ``n_0 = n0, n_1, …, n_steps``.
+    Step t shrinks ``‖w‖`` by ``factors[t]`` and adds an update of squared size
+    ``η_t² ρ²C`` orthogonal to ``w`` (``lrs[t] = η_t``, ``update_sq = ρ²C``):
+    ``n²_{t+1} = f_t² n²_t + η_t² ρ²C``.  Returns ``n_0 = n0, n_1, …, n_T`` (T = ``len(lrs)``).
     """
-    lrs = warmup_cosine_lrs(max_lr, steps, warmup)
-    factors = scheduled_decay_factor(decay, lrs, max_lr, weight_decay)
     n2 = np.empty(len(lrs) + 1)
     n2[0] = float(n0) ** 2
     for t, (f, lr) in enumerate(zip(factors, lrs)):
         n2[t + 1] = f * f * n2[t] + lr * lr * update_sq
     return np.sqrt(n2)
+
+
+def scale_invariant_norms(decay, max_lr, weight_decay, steps, warmup, n0, update_sq):
+    """:func:`norm_recurrence` under warm-up + cosine (:func:`warmup_cosine_lrs`) with the
+    shrink factors of :func:`scheduled_decay_factor`.  Returns ``n_0, …, n_steps``."""
+    lrs = warmup_cosine_lrs(max_lr, steps, warmup)
+    return norm_recurrence(n0, lrs, scheduled_decay_factor(decay, lrs, max_lr, weight_decay), update_sq)
 
 
 def gradient_norm_rise(decay, max_lr, weight_decay, steps, warmup, n0, update_sq, late=(0.7, 0.9),

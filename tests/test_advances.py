@@ -137,9 +137,11 @@ def test_equilibrium_angle_and_norm_on_a_short_run():
 
 
 def test_predicted_norm_recursion():
-    n = A.predicted_norm(10.0, [1e-2] * 3000, [1.0] * 3000, 4096)
+    from adamw_lab.reference_variants import norm_recurrence
+
+    n = norm_recurrence(10.0, [1e-2] * 3000, [1 - 1e-2 * 1.0] * 3000, 4096)[1:]   # the norms after each step
     assert n[0] < 10.0 and abs(n[-1] / A.equilibrium_norm(1e-2, 1.0, 4096) - 1) < 0.01
-    assert np.allclose(A.predicted_norm(3.0, [0.1, 0.1], [0.0, 0.0], 0.0), 3.0)   # no decay, no updates
+    assert np.allclose(norm_recurrence(3.0, [0.1, 0.1], [1.0, 1.0], 0.0), 3.0)   # no decay, no updates
 
 
 # ----------------------------------------------------------------- timescale

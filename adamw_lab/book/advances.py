@@ -287,17 +287,6 @@ def equilibrium_angle(lr, weight_decay, beta1: float = 0.9):
     return np.sqrt(2 * np.asarray(lr) * np.asarray(weight_decay) * (1 - beta1) / (1 + beta1))
 
 
-def predicted_norm(n0, lrs, weight_decays, n_elements):
-    """Norm of a scale-invariant weight predicted step by step:
-    ``n² ← (1 − η_t λ_t)² n² + η_t² C`` from ``n0``; ``lrs``, ``weight_decays`` are per step
-    (``λ_t`` is the decay that multiplies ``η_t``).  Returns the norms after each step."""
-    n2, out = float(n0) ** 2, []
-    for lr, wd in zip(lrs, weight_decays):
-        n2 = (1 - lr * wd) ** 2 * n2 + lr**2 * n_elements
-        out.append(math.sqrt(n2))
-    return np.array(out)
-
-
 # ----------------------------------------------------------------- timescale
 def corrupt_labels(y, fraction: float, n_classes: int = 10, seed: int = 0):
     """A copy of ``y`` where each label, with probability ``fraction``, is replaced once and

@@ -476,12 +476,6 @@ def _ex07():
 
 # --- Part IV (新进展): no source problem ids (the source stops at Loshchilov & Hutter) ---------
 
-def _cosine_to_zero(lr, steps):
-    """η_t = η·½(1 + cos(πt/T)), t = 1..T: chapter 02's cosine annealing, η_T = 0."""
-    t = np.arange(1, int(steps) + 1)
-    return 0.5 * lr * (1 + np.cos(np.pi * t / int(steps)))
-
-
 def _train_box(X, y, lr, weight_decay, steps):
     from adamw_lab.book import advances
 
@@ -499,20 +493,19 @@ def _box_kkt(w, grad, weight_decay):
 
 def _warmup_cosine(rng, steps):
     """A warm-up + cosine schedule (random peak and warm-up length) and its peak."""
+    from adamw_lab.reference_variants import warmup_cosine_lrs
+
     peak = float(10 ** rng.uniform(-3, -1))
     warm = int(rng.integers(1, max(2, steps // 4)))
-    t = np.arange(steps)
-    p = (t - warm) / max(1, steps - warm)
-    lrs = peak * np.where(t < warm, (t + 1) / warm, 0.5 * (1 + np.cos(np.pi * p)))
-    return lrs, peak
+    return warmup_cosine_lrs(peak, steps, warm), peak
 
 
 def _norms(n0, lrs, max_lr, weight_decay, n_elements):
-    from adamw_lab.book import advances
+    from adamw_lab.reference_variants import norm_recurrence
 
     # λ_t, the decay that multiplies η_t: λ (standard) and λ·η_t/η_max (corrected, chapter 04)
     per_step = (np.full_like(lrs, weight_decay), weight_decay * lrs / max_lr)
-    return tuple(advances.predicted_norm(n0, lrs, wd_t, n_elements) for wd_t in per_step)
+    return tuple(norm_recurrence(n0, lrs, 1 - lrs * wd_t, n_elements)[1:] for wd_t in per_step)
 
 
 def _ex08():
